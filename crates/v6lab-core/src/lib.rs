@@ -1,0 +1,21 @@
+//! The pure core of v6lab: the topology language, its validation, the address plan and the
+//! files rendered for each node. Nothing here does IO (beyond what callers hand in) or async.
+//!
+//! Pipeline: bytes -> [`load::parse`] (encoding, YAML, shape) -> [`plan::build`] (references,
+//! families, prefixes, addresses, routes, rendered files) -> a [`plan::Plan`].
+
+pub mod diagnostic;
+pub mod load;
+pub mod plan;
+pub mod render;
+pub mod report;
+pub mod schema;
+pub mod sp;
+pub mod structure;
+pub mod topology;
+pub mod values;
+pub mod yaml;
+
+pub use diagnostic::{Diagnostic, Diagnostics};
+pub use load::Source;
+pub use plan::{Plan, plan_source};

@@ -1,0 +1,112 @@
+//! `v6lab`: IPv6 testbed labs from a declarative topology.
+
+mod lab_cmd;
+mod topology_cmd;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit code for an invalid topology.
+pub const EXIT_INVALID: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "v6lab",
+    version,
+    about = "IPv6 testbed labs from a declarative topology",
+    long_about = "v6lab turns a lab topology (YAML) into running containers wired into IPv6-only, \
+dual-stack, IPv4-only and NAT64/DNS64 segments, and removes every trace of a lab when it ends.\n\n\
+Start with a sample:\n  v6lab validate topologies/nat64-dns64.yaml\n  v6lab plan topologies/nat64-dns64.yaml\n  \
+v6lab up topologies/nat64-dns64.yaml\n  v6lab shell nat64-dns64 client\n  v6lab down nat64-dns64",
+    after_help = "The topology format is described in docs/topology.md; `v6lab schema` prints its JSON Schema."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Output {
+    /// For people.
+    Text,
+    /// For scripts.
+    Json,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Check a topology file; every problem is reported with file:line:column and a hint.
+    /// Exit code: 0 valid, 2 invalid, 1 other failure.
+    Validate {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Show the address plan of a topology: every segment, interface, address and route.
+    Plan {
+        file: PathBuf,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+        /// Only this node.
+        #[arg(long)]
+        node: Option<String>,
+        /// With --node: print the files rendered for the node (daemon configs, scripts).
+        #[arg(long, requires = "node")]
+        files: bool,
+    },
+    /// Print the JSON Schema of topology files (for editor completion and checking).
+    Schema,
+    /// Start a lab from a topology file.
+    Up(lab_cmd::UpArgs),
+    /// Remove a lab (or every lab with --all): containers, bridges, veths. Safe to repeat.
+    Down(lab_cmd::DownArgs),
+    /// List running labs.
+    Ls {
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Show a lab's nodes, their state and addresses.
+    Inspect {
+        lab: String,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Run a command in a node; its output and exit code are passed through.
+    Exec {
+        lab: String,
+        node: String,
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Open an interactive shell in a node.
+    Shell { lab: String, node: String },
+    /// Lab images, built from Debian packages without a registry.
+    Images {
+        #[command(subcommand)]
+        command: lab_cmd::ImagesCommand,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Validate { file, output } => topology_cmd::validate(&file, output),
+        Command::Plan { file, output, node, files } => topology_cmd::plan(&file, output, node.as_deref(), files),
+        Command::Schema => topology_cmd::schema(),
+        Command::Up(a) => lab_cmd::run(lab_cmd::up(a)),
+        Command::Down(a) => lab_cmd::run(lab_cmd::down(a)),
+        Command::Ls { output } => lab_cmd::run(lab_cmd::ls(output)),
+        Command::Inspect { lab, output } => lab_cmd::run(lab_cmd::inspect(lab, output)),
+        Command::Exec { lab, node, command } => lab_cmd::run(lab_cmd::exec(lab, node, command)),
+        Command::Shell { lab, node } => lab_cmd::run(lab_cmd::shell(lab, node)),
+        Command::Images { command } => lab_cmd::run(lab_cmd::images(command)),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,97 @@
+//! `validate`, `plan`, `schema`: the pure core on the command line.
+
+use crate::{EXIT_INVALID, Output};
+use anyhow::{Context, Result, bail};
+use std::io::Read;
+use std::path::Path;
+use std::process::ExitCode;
+use v6lab_core::load::MAX_BYTES;
+use v6lab_core::{Diagnostics, Plan, Source};
+
+/// Reads a topology file, refusing huge files before reading them whole.
+pub fn read_topology(path: &Path) -> Result<Vec<u8>> {
+    let f = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .with_context(|| format!("cannot read {}", path.display()))?;
+    Ok(bytes)
+}
+
+/// Plans a topology file: `Ok(Err(..))` when the topology is invalid.
+pub fn load_plan(path: &Path) -> Result<Result<(Source, Plan), (Source, Diagnostics)>> {
+    let bytes = read_topology(path)?;
+    Ok(v6lab_core::plan_source(&path.display().to_string(), &bytes))
+}
+
+fn report_invalid(src: &Source, d: &Diagnostics, output: Output) -> ExitCode {
+    match output {
+        Output::Text => eprint!("{}", d.render(&src.text)),
+        Output::Json => println!("{}", serde_json::to_string_pretty(&serde_json::json!({"valid": false, "file": d.file, "errors": d.items})).expect("json")),
+    }
+    ExitCode::from(EXIT_INVALID)
+}
+
+pub fn validate(path: &Path, output: Output) -> Result<ExitCode> {
+    match load_plan(path)? {
+        Ok((src, plan)) => {
+            match output {
+                Output::Text => println!(
+                    "{}: valid — lab `{}`, {} segments, {} nodes, {} exercises",
+                    src.file,
+                    plan.name,
+                    plan.segments.len(),
+                    plan.nodes.len(),
+                    plan.exercises.len()
+                ),
+                Output::Json => println!("{}", serde_json::json!({"valid": true, "file": src.file, "lab": plan.name})),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err((src, d)) => Ok(report_invalid(&src, &d, output)),
+    }
+}
+
+pub fn plan(path: &Path, output: Output, node: Option<&str>, files: bool) -> Result<ExitCode> {
+    let (_, plan) = match load_plan(path)? {
+        Ok(x) => x,
+        Err((src, d)) => return Ok(report_invalid(&src, &d, output)),
+    };
+    if let Some(name) = node {
+        let Some(n) = plan.node(name) else {
+            bail!(
+                "the topology has no node `{name}`; nodes: {}",
+                plan.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
+            );
+        };
+        match (output, files) {
+            (Output::Json, _) => println!("{}", serde_json::to_string_pretty(n)?),
+            (Output::Text, true) => {
+                for f in &n.files {
+                    println!("==> {} (mode {:o}) <==", f.path, f.mode);
+                    print!("{}", f.content);
+                    if !f.content.ends_with('\n') {
+                        println!();
+                    }
+                    println!();
+                }
+            }
+            (Output::Text, false) => {
+                let mut one = plan.clone();
+                one.nodes.retain(|x| x.name == name);
+                print!("{}", v6lab_core::report::plan_table(&one));
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    match output {
+        Output::Json => println!("{}", serde_json::to_string_pretty(&plan)?),
+        Output::Text => print!("{}", v6lab_core::report::plan_table(&plan)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn schema() -> Result<ExitCode> {
+    println!("{}", serde_json::to_string_pretty(v6lab_core::schema::schema())?);
+    Ok(ExitCode::SUCCESS)
+}
