@@ -114,7 +114,10 @@ fn saphyr_diagnostic(e: &serde_saphyr::Error) -> Diagnostic {
     {
         msg = tail.to_owned();
     }
-    let msg = msg.lines().next().unwrap_or_default().to_owned();
+    let mut msg = msg.lines().next().unwrap_or_default().to_owned();
+    if let Some(i) = msg.rfind(" at line ") {
+        msg.truncate(i);
+    }
     if let Some(key) = msg.strip_prefix("duplicate mapping key: ") {
         let key = key.split(',').next().unwrap_or(key);
         return Diagnostic::new(

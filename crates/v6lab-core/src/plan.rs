@@ -814,7 +814,8 @@ impl<'t> Planner<'t> {
     fn plan_nodes(&mut self, segments: &[SegmentPlan]) -> Vec<NodePlan> {
         let topo = self.topo;
         // First router on each segment serves DHCP; numbering for auto static addresses.
-        let mut next_host: Vec<u32> = vec![1; segments.len()];
+        let mut next6: Vec<u32> = vec![1; segments.len()];
+        let mut next4: Vec<u32> = vec![1; segments.len()];
         let mut taken6: Vec<Vec<Ipv6Addr>> = vec![Vec::new(); segments.len()];
         let mut taken4: Vec<Vec<Ipv4Addr>> = vec![Vec::new(); segments.len()];
         // Collect explicit static addresses first so auto numbering skips them.
@@ -889,10 +890,10 @@ impl<'t> Planner<'t> {
                     want6,
                     has_router[si],
                     &mac,
-                    &mut next_host[si],
+                    &mut next6[si],
                     &taken6[si],
                 );
-                let ipv4 = self.assign4(role, seg, want4, &mut next_host[si], &taken4[si]);
+                let ipv4 = self.assign4(role, seg, want4, &mut next4[si], &taken4[si]);
                 interfaces.push(InterfacePlan {
                     name: ifname.value.clone(),
                     segment: seg.name.clone(),
@@ -1762,7 +1763,7 @@ impl<'t> Planner<'t> {
                     });
                 }
             }
-            if ex.solution.is_empty() && student.is_empty() && !ex.passes_initially {
+            if ex.solution.is_empty() && ex.student.is_empty() && !ex.passes_initially {
                 self.err(
                     ex.id.loc,
                     format!("exercise `{}` has no solution and leaves nothing to the student", ex.id.value),

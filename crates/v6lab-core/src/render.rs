@@ -319,6 +319,8 @@ pub(crate) fn render_nodes(
             let dns64_prefix = if r.dns64 {
                 match nat64 {
                     Some(n) => Some(n.prefix.to_string()),
+                    // A `nat64:` section that failed validation was reported already.
+                    None if topo.nat64.is_some() => None,
                     None => {
                         p.err(
                             topo.nodes.0[ni].0.loc,

@@ -109,6 +109,8 @@ impl<'s> Walker<'s> {
     ) {
         let props = schema.get("properties").and_then(Value::as_object);
         let additional = schema.get("additionalProperties");
+        // Required keys that an unknown key probably meant: reported once, as the typo.
+        let mut typo_for: Vec<&str> = Vec::new();
         for (key, value) in entries {
             let sub = join(path, &key.value);
             if let Some(p) = props.and_then(|p| p.get(&key.value)) {
@@ -124,7 +126,10 @@ impl<'s> Walker<'s> {
                     format!("unknown key `{}` in {}", key.value, describe(path)),
                 );
                 d = match did_you_mean(&key.value, &known) {
-                    Some(s) => d.hint(format!("did you mean `{s}`?")),
+                    Some(s) => {
+                        typo_for.push(s);
+                        d.hint(format!("did you mean `{s}`?"))
+                    }
                     None => d.hint(format!("known keys here: {}", known.join(", "))),
                 };
                 out.push(d);
@@ -132,7 +137,7 @@ impl<'s> Walker<'s> {
         }
         if let Some(req) = schema.get("required").and_then(Value::as_array) {
             for r in req.iter().filter_map(Value::as_str) {
-                if !entries.iter().any(|(k, _)| k.value == r) {
+                if !entries.iter().any(|(k, _)| k.value == r) && !typo_for.contains(&r) {
                     out.push(
                         Diagnostic::new(loc, format!("{} lacks the key `{r}`", describe(path)))
                             .hint(format!(
@@ -169,7 +174,7 @@ impl<'s> Walker<'s> {
         }
         let mut best: Option<Vec<Diagnostic>> = None;
         for b in &resolved {
-            if !shallow_matches(node, b) {
+            if !shallow_matches(self, node, b) {
                 continue;
             }
             let mut errs = Vec::new();
@@ -231,7 +236,7 @@ impl<'s> Walker<'s> {
         }
         let mut d = Diagnostic::new(
             node.loc,
-            format!("`{text}` is not a valid {}", describe(path)),
+            format!("unknown value `{text}` for {}", describe(path)),
         );
         d = match did_you_mean(&text, allowed) {
             Some(s) => d.hint(format!(
@@ -291,9 +296,17 @@ fn type_matches(node: &Sp<Yaml>, schema: &Value) -> bool {
 }
 
 /// Whether a branch of an alternative is about this kind of node at all.
-fn shallow_matches(node: &Sp<Yaml>, schema: &Value) -> bool {
+fn shallow_matches(w: &Walker<'_>, node: &Sp<Yaml>, schema: &Value) -> bool {
+    let schema = w.resolve(schema);
     if schema.get("const").is_some() || schema.get("enum").is_some() {
         return matches!(node.value, Yaml::Str(_));
+    }
+    if let Some(branches) = schema
+        .get("anyOf")
+        .or_else(|| schema.get("oneOf"))
+        .and_then(Value::as_array)
+    {
+        return branches.iter().any(|b| shallow_matches(w, node, b));
     }
     type_matches(node, schema)
 }
@@ -305,6 +318,7 @@ fn expected(schema: &Value) -> String {
     let t = types(schema);
     let words: Vec<&str> = t
         .iter()
+        .filter(|t| **t != "null" || types(schema).len() == 1)
         .map(|t| match *t {
             "null" => "empty",
             "boolean" => "true or false",
@@ -344,10 +358,17 @@ fn first_sentence(s: &str) -> &str {
 
 /// The closest known word, if it is close enough to be a typo.
 pub fn did_you_mean<'a>(word: &str, known: &[&'a str]) -> Option<&'a str> {
+    let limit = (word.chars().count() / 3).max(1);
     known
         .iter()
-        .map(|k| (strsim::jaro_winkler(word, k), *k))
-        .filter(|(score, _)| *score > 0.8)
-        .max_by(|a, b| a.0.total_cmp(&b.0))
-        .map(|(_, k)| k)
+        .map(|k| {
+            (
+                strsim::osa_distance(word, k),
+                strsim::jaro_winkler(word, k),
+                *k,
+            )
+        })
+        .filter(|(d, jw, _)| *d <= limit || *jw > 0.88)
+        .min_by(|a, b| a.0.cmp(&b.0).then(b.1.total_cmp(&a.1)))
+        .map(|(_, _, k)| k)
 }

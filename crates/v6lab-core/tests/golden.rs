@@ -1,0 +1,48 @@
+//! A golden plan per sample topology: the table and the full JSON plan are snapshots
+//! (tests/snapshots). A change to addressing or rendering shows up as a reviewed diff.
+
+use std::path::Path;
+
+fn samples() -> Vec<std::path::PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../topologies");
+    let mut v: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "yaml"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn sample_plans_match_their_snapshots() {
+    let files = samples();
+    assert!(files.len() >= 6, "samples missing");
+    for f in files {
+        let name = f.file_stem().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(&f).unwrap();
+        let (_, plan) = match v6lab_core::plan_source(&format!("{name}.yaml"), &bytes) {
+            Ok(x) => x,
+            Err((s, d)) => panic!("{}", d.render(&s.text)),
+        };
+        assert!(
+            plan.exercises.len() >= 2,
+            "{name}: a sample needs at least two exercises"
+        );
+        insta::assert_snapshot!(
+            format!("{name}-table"),
+            v6lab_core::report::plan_table(&plan)
+        );
+        insta::assert_json_snapshot!(format!("{name}-plan"), plan);
+    }
+}
+
+#[test]
+fn planning_is_deterministic_for_samples() {
+    for f in samples() {
+        let bytes = std::fs::read(&f).unwrap();
+        let a = v6lab_core::plan_source("x", &bytes).map(|x| x.1).ok();
+        let b = v6lab_core::plan_source("x", &bytes).map(|x| x.1).ok();
+        assert_eq!(a, b);
+    }
+}
