@@ -4,6 +4,7 @@
 //! Pipeline: bytes -> [`load::parse`] (encoding, YAML, shape) -> [`plan::build`] (references,
 //! families, prefixes, addresses, routes, rendered files) -> a [`plan::Plan`].
 
+pub mod check;
 pub mod diagnostic;
 pub mod load;
 pub mod plan;

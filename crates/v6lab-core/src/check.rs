@@ -1,0 +1,588 @@
+//! Checks as data: the shell command a check runs in its node, and the pure judgement of what
+//! the command printed. Runtimes only execute; retrying until the deadline is theirs too.
+
+use crate::plan::{CheckKind, CheckPlan};
+use ipnet::IpNet;
+use serde::Serialize;
+use serde_json::Value;
+use std::net::{IpAddr, Ipv6Addr};
+
+/// What a check's command produced.
+#[derive(Debug, Clone, Default)]
+pub struct Output {
+    pub exit_code: i64,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// The verdict on one run of a check (before `expect-fail` is applied).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Verdict {
+    pub ok: bool,
+    /// What was seen, for the student: "no address in 2001:db8:1::/64".
+    pub detail: String,
+}
+
+fn quote(s: &str) -> String {
+    format!("'{}'", s.replace('\'', "'\\''"))
+}
+
+/// The shell command (run with `sh -c`) that gathers what the check looks at.
+pub fn command(c: &CheckPlan) -> String {
+    match &c.kind {
+        CheckKind::Command { command, .. } => command.clone(),
+        CheckKind::Slaac { .. } | CheckKind::Dhcpv6 { .. } => {
+            "ip -j -6 addr show scope global".into()
+        }
+        CheckKind::DefaultRoute { .. } => "ip -j -6 route show default".into(),
+        CheckKind::Ping {
+            target,
+            family,
+            count,
+            size,
+            dont_fragment,
+        } => {
+            let fam = match family {
+                crate::topology::IpFamily::Ipv6 => "-6",
+                crate::topology::IpFamily::Ipv4 => "-4",
+            };
+            let mut cmd = format!("ping {fam} -n -c {count} -W 2");
+            if let Some(s) = size {
+                cmd.push_str(&format!(" -s {s}"));
+            }
+            if *dont_fragment {
+                cmd.push_str(" -M do");
+            }
+            format!("{cmd} {}", quote(target))
+        }
+        CheckKind::Dns {
+            name,
+            rtype,
+            server,
+            ..
+        } => {
+            let at = server.map(|s| format!(" @{s}")).unwrap_or_default();
+            let name = if rtype == "PTR" {
+                format!("-x {}", quote(name))
+            } else {
+                format!("{} {rtype}", quote(name))
+            };
+            format!("dig +short +time=2 +tries=1{at} {name}")
+        }
+        CheckKind::Http { url, family, .. } => {
+            let fam = match family {
+                Some(crate::topology::IpFamily::Ipv6) => " -6",
+                Some(crate::topology::IpFamily::Ipv4) => " -4",
+                None => "",
+            };
+            format!("curl -sS -m 5{fam} {}", quote(url))
+        }
+        CheckKind::Route { prefix } => {
+            let fam = if prefix.addr().is_ipv6() { "-6" } else { "-4" };
+            format!("ip -j {fam} route show")
+        }
+        CheckKind::Daemon { process } => format!("pidof {}", quote(process)),
+        CheckKind::Ospf6Neighbor { .. } => "vtysh -c 'show ipv6 ospf6 neighbor'".into(),
+        CheckKind::BgpSession { peer } => format!("vtysh -c 'show bgp neighbors {peer}'"),
+    }
+}
+
+fn addr_infos(stdout: &str) -> Vec<Value> {
+    let v: Value = serde_json::from_str(stdout).unwrap_or(Value::Null);
+    v.as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|l| {
+            l.get("addr_info")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+fn local(a: &Value) -> Option<IpAddr> {
+    a.get("local")?.as_str()?.parse().ok()
+}
+
+/// Judges one run of a check's command.
+pub fn judge(c: &CheckPlan, out: &Output) -> Verdict {
+    let v = |ok: bool, detail: String| Verdict { ok, detail };
+    match &c.kind {
+        CheckKind::Command {
+            exit,
+            stdout_contains,
+            stdout_regex,
+            stderr_contains,
+            stderr_regex,
+            json_query,
+            json_equals,
+            json_contains,
+            ..
+        } => {
+            if out.exit_code != i64::from(*exit) {
+                return v(
+                    false,
+                    format!(
+                        "exited with {} (expected {exit}): {}",
+                        out.exit_code,
+                        first_line(&out.stderr, &out.stdout)
+                    ),
+                );
+            }
+            for (name, text, contains, regex) in [
+                ("output", &out.stdout, stdout_contains, stdout_regex),
+                ("error output", &out.stderr, stderr_contains, stderr_regex),
+            ] {
+                if let Some(s) = contains
+                    && !text.contains(s.as_str())
+                {
+                    return v(false, format!("{name} does not contain `{s}`"));
+                }
+                if let Some(r) = regex {
+                    match regex::RegexBuilder::new(r).multi_line(true).build() {
+                        Ok(re) if re.is_match(text) => {}
+                        Ok(_) => return v(false, format!("{name} does not match /{r}/")),
+                        Err(e) => return v(false, format!("bad regex /{r}/: {e}")),
+                    }
+                }
+            }
+            if let Some(q) = json_query {
+                let doc: Value = match serde_json::from_str(&out.stdout) {
+                    Ok(d) => d,
+                    Err(e) => return v(false, format!("output is not JSON: {e}")),
+                };
+                let found = json_path(&doc, q);
+                let ok = match (json_equals, json_contains) {
+                    (Some(want), _) => found.iter().any(|x| *x == want),
+                    (None, Some(s)) => found.iter().any(|x| text_of(x).contains(s.as_str())),
+                    (None, None) => !found.is_empty(),
+                };
+                if !ok {
+                    return v(
+                        false,
+                        format!(
+                            "`{q}` gives {}",
+                            Value::Array(found.into_iter().cloned().collect())
+                        ),
+                    );
+                }
+            }
+            v(true, "as expected".into())
+        }
+        CheckKind::Slaac { prefix } | CheckKind::Dhcpv6 { prefix } => {
+            let slaac = matches!(c.kind, CheckKind::Slaac { .. });
+            let infos = addr_infos(&out.stdout);
+            let hit = infos.iter().find(|a| {
+                let inside = matches!(local(a), Some(IpAddr::V6(ip)) if prefix.contains(&ip));
+                let len = a.get("prefixlen").and_then(Value::as_u64).unwrap_or(0);
+                let dynamic = a.get("dynamic").and_then(Value::as_bool).unwrap_or(false);
+                inside
+                    && if slaac {
+                        dynamic && len == 64
+                    } else {
+                        len == 128
+                    }
+            });
+            match hit {
+                Some(a) => v(
+                    true,
+                    format!(
+                        "has {}",
+                        local(a).map(|x| x.to_string()).unwrap_or_default()
+                    ),
+                ),
+                None => v(
+                    false,
+                    format!(
+                        "no {} address in {prefix}",
+                        if slaac { "SLAAC" } else { "DHCPv6" }
+                    ),
+                ),
+            }
+        }
+        CheckKind::DefaultRoute { via, router } => {
+            let routes: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+            let gws: Vec<String> = routes
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(|r| r.get("gateway")?.as_str().map(str::to_owned))
+                .collect();
+            if gws.iter().any(|g| g.parse::<Ipv6Addr>().ok() == Some(*via)) {
+                v(true, format!("default via {via} ({router})"))
+            } else if gws.is_empty() {
+                v(false, "no IPv6 default route".into())
+            } else {
+                v(
+                    false,
+                    format!("default via {} instead of {router}'s {via}", gws.join(", ")),
+                )
+            }
+        }
+        CheckKind::Ping { target, .. } => {
+            if out.exit_code == 0 {
+                v(true, format!("{target} answers"))
+            } else {
+                v(
+                    false,
+                    format!(
+                        "{target} does not answer: {}",
+                        first_line(&out.stderr, &out.stdout)
+                    ),
+                )
+            }
+        }
+        CheckKind::Dns {
+            name,
+            within,
+            contains,
+            ..
+        } => {
+            let answers: Vec<&str> = out
+                .stdout
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with(';'))
+                .collect();
+            if out.exit_code != 0 || answers.is_empty() {
+                return v(false, format!("no answer for {name}"));
+            }
+            if let Some(w) = within {
+                let inside = answers
+                    .iter()
+                    .filter_map(|a| a.parse::<IpAddr>().ok())
+                    .any(|ip| w.contains(&ip));
+                if !inside {
+                    return v(
+                        false,
+                        format!("{name} gives {} — not inside {w}", answers.join(", ")),
+                    );
+                }
+            }
+            if let Some(s) = contains
+                && !answers.iter().any(|a| a.contains(s.as_str()))
+            {
+                return v(
+                    false,
+                    format!("{name} gives {} — no `{s}`", answers.join(", ")),
+                );
+            }
+            v(true, format!("{name} → {}", answers.join(", ")))
+        }
+        CheckKind::Http { url, contains, .. } => {
+            if out.exit_code != 0 {
+                return v(
+                    false,
+                    format!("{url}: {}", first_line(&out.stderr, &out.stdout)),
+                );
+            }
+            match contains {
+                Some(s) if !out.stdout.contains(s.as_str()) => {
+                    v(false, format!("{url} answered without `{s}`"))
+                }
+                _ => v(true, format!("{url} answered")),
+            }
+        }
+        CheckKind::Route { prefix } => {
+            let routes: Value = serde_json::from_str(&out.stdout).unwrap_or(Value::Null);
+            let found = routes.as_array().into_iter().flatten().any(|r| {
+                r.get("dst").and_then(Value::as_str).and_then(|d| {
+                    d.parse::<IpNet>()
+                        .ok()
+                        .or_else(|| d.parse::<IpAddr>().ok().map(IpNet::from))
+                }) == Some(*prefix)
+            });
+            if found {
+                v(true, format!("route to {prefix} present"))
+            } else {
+                v(false, format!("no route to {prefix}"))
+            }
+        }
+        CheckKind::Daemon { process } => {
+            if out.exit_code == 0 {
+                v(true, format!("{process} runs"))
+            } else {
+                v(false, format!("{process} is not running"))
+            }
+        }
+        CheckKind::Ospf6Neighbor {
+            router_id,
+            neighbor,
+        } => {
+            let rid = router_id.to_string();
+            let full = out
+                .stdout
+                .lines()
+                .any(|l| l.split_whitespace().next() == Some(rid.as_str()) && l.contains("Full"));
+            if full {
+                v(true, format!("{neighbor} ({rid}) is Full"))
+            } else if out.stdout.contains(&rid) {
+                v(false, format!("{neighbor} ({rid}) is not Full yet"))
+            } else {
+                v(
+                    false,
+                    format!(
+                        "no OSPFv3 neighbour {neighbor} ({rid}): {}",
+                        first_line(&out.stderr, &out.stdout)
+                    ),
+                )
+            }
+        }
+        CheckKind::BgpSession { peer } => {
+            if out.stdout.contains("BGP state = Established") {
+                v(true, format!("session with {peer} Established"))
+            } else {
+                v(false, format!("session with {peer} not Established"))
+            }
+        }
+    }
+}
+
+/// Applies `expect-fail`: the final pass/fail of one run.
+pub fn passes(c: &CheckPlan, verdict: &Verdict) -> bool {
+    verdict.ok != c.expect_fail
+}
+
+fn first_line<'a>(a: &'a str, b: &'a str) -> &'a str {
+    a.lines()
+        .chain(b.lines())
+        .map(str::trim)
+        .find(|l| !l.is_empty())
+        .unwrap_or("no output")
+}
+
+fn text_of(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A tiny path language over JSON: `a.b[].c`; `[]` walks every element of an array.
+pub fn json_path<'a>(doc: &'a Value, path: &str) -> Vec<&'a Value> {
+    let mut cur = vec![doc];
+    for seg in path.split('.').filter(|s| !s.is_empty()) {
+        let (key, each) = match seg.strip_suffix("[]") {
+            Some(k) => (k, true),
+            None => (seg, false),
+        };
+        let mut next = Vec::new();
+        for v in cur {
+            let v = if key.is_empty() { Some(v) } else { v.get(key) };
+            if let Some(v) = v {
+                if each {
+                    next.extend(v.as_array().into_iter().flatten());
+                } else {
+                    next.push(v);
+                }
+            }
+        }
+        cur = next;
+    }
+    cur
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::CheckPlan;
+
+    fn check(kind: CheckKind) -> CheckPlan {
+        CheckPlan {
+            node: "h1".into(),
+            title: "t".into(),
+            kind,
+            expect_fail: false,
+            timeout_secs: 1,
+            pass: None,
+            fail: None,
+        }
+    }
+
+    const ADDRS: &str = r#"[{"ifindex":2,"ifname":"eth1","addr_info":[{"family":"inet6","local":"2001:db8:1:0:76:36ff:fe00:101","prefixlen":64,"scope":"global","dynamic":true,"mngtmpaddr":true},{"family":"inet6","local":"2001:db8:1::1234","prefixlen":128,"scope":"global","dynamic":true}]}]"#;
+
+    #[test]
+    fn slaac_and_dhcpv6_are_told_apart() {
+        let out = Output {
+            exit_code: 0,
+            stdout: ADDRS.into(),
+            stderr: String::new(),
+        };
+        let p = "2001:db8:1::/64".parse().unwrap();
+        assert!(judge(&check(CheckKind::Slaac { prefix: p }), &out).ok);
+        assert!(judge(&check(CheckKind::Dhcpv6 { prefix: p }), &out).ok);
+        let other = "2001:db8:2::/64".parse().unwrap();
+        assert!(!judge(&check(CheckKind::Slaac { prefix: other }), &out).ok);
+        let empty = Output {
+            exit_code: 0,
+            stdout: "[]".into(),
+            stderr: String::new(),
+        };
+        assert!(!judge(&check(CheckKind::Slaac { prefix: p }), &empty).ok);
+    }
+
+    #[test]
+    fn dns_within_prefix() {
+        let c = check(CheckKind::Dns {
+            name: "www.example.net".into(),
+            rtype: "AAAA".into(),
+            server: None,
+            within: Some("2001:db8:64::/96".parse().unwrap()),
+            contains: None,
+        });
+        assert!(
+            judge(
+                &c,
+                &Output {
+                    exit_code: 0,
+                    stdout: "2001:db8:64::c000:202\n".into(),
+                    stderr: String::new()
+                }
+            )
+            .ok
+        );
+        assert!(
+            !judge(
+                &c,
+                &Output {
+                    exit_code: 0,
+                    stdout: "2001:db8:2::2\n".into(),
+                    stderr: String::new()
+                }
+            )
+            .ok
+        );
+        assert!(
+            !judge(
+                &c,
+                &Output {
+                    exit_code: 9,
+                    stdout: ";; connection timed out\n".into(),
+                    stderr: String::new()
+                }
+            )
+            .ok
+        );
+    }
+
+    #[test]
+    fn default_route_via_link_local() {
+        let c = check(CheckKind::DefaultRoute {
+            via: "fe80::76:36ff:fe00:1".parse().unwrap(),
+            router: "r1".into(),
+        });
+        let ok =
+            r#"[{"dst":"default","gateway":"fe80::76:36ff:fe00:1","dev":"eth1","protocol":"ra"}]"#;
+        assert!(
+            judge(
+                &c,
+                &Output {
+                    exit_code: 0,
+                    stdout: ok.into(),
+                    stderr: String::new()
+                }
+            )
+            .ok
+        );
+        assert!(
+            !judge(
+                &c,
+                &Output {
+                    exit_code: 0,
+                    stdout: "[]".into(),
+                    stderr: String::new()
+                }
+            )
+            .ok
+        );
+    }
+
+    #[test]
+    fn command_expectations_and_negation() {
+        let mut c = check(CheckKind::Command {
+            command: "x".into(),
+            exit: 0,
+            stdout_contains: None,
+            stdout_regex: Some("^$".into()),
+            stderr_contains: None,
+            stderr_regex: None,
+            json_query: None,
+            json_equals: None,
+            json_contains: None,
+        });
+        let empty = Output::default();
+        let v = judge(&c, &empty);
+        assert!(v.ok && passes(&c, &v));
+        let v = judge(
+            &c,
+            &Output {
+                exit_code: 0,
+                stdout: "inet 192.0.2.2/24".into(),
+                stderr: String::new(),
+            },
+        );
+        assert!(!v.ok);
+        c.expect_fail = true;
+        assert!(passes(&c, &v));
+    }
+
+    #[test]
+    fn json_queries() {
+        let doc: Value = serde_json::from_str(ADDRS).unwrap();
+        let found = json_path(&doc, "[].addr_info[].local");
+        assert_eq!(found.len(), 2);
+        let c = check(CheckKind::Command {
+            command: "ip -j addr".into(),
+            exit: 0,
+            stdout_contains: None,
+            stdout_regex: None,
+            stderr_contains: None,
+            stderr_regex: None,
+            json_query: Some("[].addr_info[].local".into()),
+            json_equals: Some(Value::String("2001:db8:1::1234".into())),
+            json_contains: None,
+        });
+        assert!(
+            judge(
+                &c,
+                &Output {
+                    exit_code: 0,
+                    stdout: ADDRS.into(),
+                    stderr: String::new()
+                }
+            )
+            .ok
+        );
+    }
+
+    #[test]
+    fn route_present() {
+        let c = check(CheckKind::Route {
+            prefix: "2001:db8:3::/64".parse().unwrap(),
+        });
+        let out = r#"[{"dst":"2001:db8:3::/64","gateway":"2001:db8:2::2","dev":"eth2"},{"dst":"fe80::/64","dev":"eth1"}]"#;
+        assert!(
+            judge(
+                &c,
+                &Output {
+                    exit_code: 0,
+                    stdout: out.into(),
+                    stderr: String::new()
+                }
+            )
+            .ok
+        );
+        assert!(
+            !judge(
+                &c,
+                &Output {
+                    exit_code: 0,
+                    stdout: "[]".into(),
+                    stderr: String::new()
+                }
+            )
+            .ok
+        );
+    }
+}
