@@ -154,7 +154,7 @@ pub fn judge(c: &CheckPlan, out: &Output) -> Verdict {
                 };
                 let found = json_path(&doc, q);
                 let ok = match (json_equals, json_contains) {
-                    (Some(want), _) => found.iter().any(|x| *x == want),
+                    (Some(want), _) => found.contains(&want),
                     (None, Some(s)) => found.iter().any(|x| text_of(x).contains(s.as_str())),
                     (None, None) => !found.is_empty(),
                 };

@@ -1,11 +1,21 @@
 //! Commands that touch a container engine: up, down, ls, inspect, exec, shell, images.
 
 use crate::Output;
-use anyhow::{Result, bail};
+use crate::topology_cmd::load_plan;
+use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use std::collections::HashMap;
 use std::future::Future;
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use v6lab_core::plan::{Assign4, Assign6, Plan};
+use v6lab_runtime::docker::{Docker, Event, EventKind, Observer};
+use v6lab_runtime::from_plan::{Apply, lab_spec};
+use v6lab_runtime::images;
 
 #[derive(Args)]
 pub struct UpArgs {
@@ -34,12 +44,15 @@ pub struct DownArgs {
     /// Remove every lab and every object v6lab made on this host.
     #[arg(long)]
     pub all: bool,
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 #[derive(Subcommand)]
 pub enum ImagesCommand {
     /// Build the lab image from Debian packages (skipped when up to date).
     Build {
+        /// Rebuild even when an image of the same recipe exists.
         #[arg(long)]
         force: bool,
     },
@@ -54,24 +67,459 @@ pub fn run(f: impl Future<Output = Result<ExitCode>>) -> Result<ExitCode> {
         .block_on(f)
 }
 
-pub async fn up(_a: UpArgs) -> Result<ExitCode> {
-    bail!("not yet")
+async fn connect() -> Result<Docker> {
+    Docker::connect()
+        .await
+        .context("is the Docker engine running? `bash deploy/setup.sh` installs and starts it")
 }
-pub async fn down(_a: DownArgs) -> Result<ExitCode> {
-    bail!("not yet")
+
+fn now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
 }
-pub async fn ls(_o: Output) -> Result<ExitCode> {
-    bail!("not yet")
+
+fn human(secs: u64) -> String {
+    let (h, m) = (secs / 3600, secs / 60 % 60);
+    match (h, m) {
+        (0, m) => format!("{m}m"),
+        (h, 0) => format!("{h}h"),
+        (h, m) => format!("{h}h{m}m"),
+    }
 }
-pub async fn inspect(_l: String, _o: Output) -> Result<ExitCode> {
-    bail!("not yet")
+
+/// Progress of `up`: bars on a terminal, plain lines otherwise, nothing with --quiet.
+enum Progress {
+    Quiet,
+    Lines,
+    Bars {
+        multi: MultiProgress,
+        bars: Mutex<HashMap<String, ProgressBar>>,
+        style: ProgressStyle,
+    },
 }
-pub async fn exec(_l: String, _n: String, _c: Vec<String>) -> Result<ExitCode> {
-    bail!("not yet")
+
+impl Progress {
+    fn new(quiet: bool, nodes: &[String]) -> Progress {
+        if quiet {
+            return Progress::Quiet;
+        }
+        if !std::io::stderr().is_terminal() {
+            return Progress::Lines;
+        }
+        let multi = MultiProgress::new();
+        let style = ProgressStyle::with_template("{spinner:.green} {prefix:<12.bold} {wide_msg}")
+            .expect("template");
+        let mut bars = HashMap::new();
+        for n in nodes {
+            let b = multi.add(ProgressBar::new_spinner());
+            b.set_style(style.clone());
+            b.set_prefix(n.clone());
+            b.set_message("waiting");
+            b.enable_steady_tick(Duration::from_millis(100));
+            bars.insert(n.clone(), b);
+        }
+        Progress::Bars {
+            multi,
+            bars: Mutex::new(bars),
+            style,
+        }
+    }
+
+    fn line(&self, who: &str, msg: &str, elapsed: Duration) {
+        match self {
+            Progress::Quiet => {}
+            Progress::Lines => eprintln!("[{:>6.1}s] {who}: {msg}", elapsed.as_secs_f32()),
+            Progress::Bars { multi, bars, style } => {
+                let mut bars = bars.lock().expect("bars");
+                let b = bars.entry(who.to_owned()).or_insert_with(|| {
+                    let b = multi.add(ProgressBar::new_spinner());
+                    b.set_style(style.clone());
+                    b.set_prefix(who.to_owned());
+                    b
+                });
+                b.set_message(format!("{msg} ({:.1}s)", elapsed.as_secs_f32()));
+                if msg == "ready" {
+                    b.finish();
+                }
+            }
+        }
+    }
+
+    fn finish(&self) {
+        if let Progress::Bars { bars, .. } = self {
+            for b in bars.lock().expect("bars").values() {
+                b.finish();
+            }
+        }
+    }
 }
-pub async fn shell(_l: String, _n: String) -> Result<ExitCode> {
-    bail!("not yet")
+
+impl Observer for Progress {
+    fn event(&self, e: &Event) {
+        let (who, msg) = match &e.kind {
+            EventKind::SegmentCreated { segment } => {
+                (format!("segment {segment}"), "bridge created".to_string())
+            }
+            EventKind::NodeCreated { node } => (node.clone(), "container created".into()),
+            EventKind::NodeStarted { node } => (node.clone(), "started".into()),
+            EventKind::NodeWired { node } => (node.clone(), "interfaces wired".into()),
+            EventKind::NodeConfigured { node } => (node.clone(), "configured".into()),
+            EventKind::NodeWaiting { node, probe } => {
+                (node.clone(), format!("waiting for {probe}"))
+            }
+            EventKind::NodeReady { node } => (node.clone(), "ready".into()),
+        };
+        if matches!(self, Progress::Bars { .. }) && who.starts_with("segment ") {
+            return;
+        }
+        self.line(&who, &msg, e.elapsed);
+    }
 }
-pub async fn images(_c: ImagesCommand) -> Result<ExitCode> {
-    bail!("not yet")
+
+/// Builds the lab image when it is missing; returns its tag.
+async fn ensure_image(docker: &Docker, quiet: bool) -> Result<String> {
+    let recipe = images::Recipe::locate()?;
+    let say = move |s: &str| {
+        if !quiet {
+            eprintln!("image: {s}");
+        }
+    };
+    let e = images::ensure(docker.client(), &recipe, false, &say).await?;
+    if e.built && !quiet {
+        eprintln!("image: {} built in {:.0}s", e.tag, e.elapsed.as_secs_f32());
+    }
+    Ok(e.tag)
+}
+
+pub async fn up(a: UpArgs) -> Result<ExitCode> {
+    // Validation first: an invalid topology changes nothing on the host.
+    let (_, plan) = match load_plan(&a.file)? {
+        Ok(x) => x,
+        Err((src, d)) => {
+            eprint!("{}", d.render(&src.text));
+            return Ok(ExitCode::from(crate::EXIT_INVALID));
+        }
+    };
+    let lab = a.name.clone().unwrap_or_else(|| plan.name.clone());
+    if let Some(p) = v6lab_core::values::dns_label_problem(&lab, 40) {
+        bail!(
+            "the lab name `{lab}` is not DNS-safe: {p}; use e.g. `{}`",
+            v6lab_core::values::dns_safe(&lab)
+        );
+    }
+    let lifetime = match &a.lifetime {
+        Some(l) => v6lab_core::values::parse_duration(l)
+            .map_err(|e| anyhow::anyhow!("--lifetime {l}: {e} (write e.g. 90m or 3h)"))?,
+        None => plan.lifetime_secs,
+    };
+    let docker = connect().await?;
+    let quiet = a.quiet || a.output == Output::Json;
+    let image = ensure_image(&docker, quiet).await?;
+    let expires = now() + lifetime;
+    let apply = if a.complete {
+        Apply::Complete
+    } else {
+        Apply::Exercises
+    };
+    let spec = lab_spec(&plan, &lab, &image, Some(expires), apply);
+    let progress = Progress::new(
+        quiet,
+        &plan
+            .nodes
+            .iter()
+            .map(|n| n.name.clone())
+            .collect::<Vec<_>>(),
+    );
+    let started = std::time::Instant::now();
+    let result = tokio::select! {
+        r = docker.up(&spec, &progress) => r.map_err(anyhow::Error::from),
+        _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
+    };
+    progress.finish();
+    if let Err(e) = result {
+        // Leave nothing half-made behind, unless the lab existed before this command.
+        let exists = matches!(
+            e.downcast_ref::<v6lab_runtime::docker::Error>(),
+            Some(v6lab_runtime::docker::Error::LabExists { .. })
+        );
+        if !exists {
+            if !quiet {
+                eprintln!("{lab}: bringing the lab up failed; removing what was created");
+            }
+            if let Err(d) = docker.down(&lab).await {
+                eprintln!("warning: cleaning up {lab} failed too: {d:#}; run `v6lab down {lab}`");
+            }
+        }
+        return Err(e.context(format!("lab {lab} did not come up")));
+    }
+    let elapsed = started.elapsed();
+    if a.output == Output::Json {
+        println!(
+            "{}",
+            serde_json::json!({"lab": lab, "topology": plan.name, "ready_secs": elapsed.as_secs_f64(), "expires_at": expires,
+                "nodes": plan.nodes.iter().map(|n| serde_json::json!({"node": n.name, "shell": format!("v6lab shell {lab} {}", n.name)})).collect::<Vec<_>>()})
+        );
+    } else if !a.quiet {
+        print!("{}", ready_text(&plan, &lab, elapsed, lifetime, a.complete));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// What a trainer reads when a lab is ready: how to reach each node.
+fn ready_text(plan: &Plan, lab: &str, elapsed: Duration, lifetime: u64, complete: bool) -> String {
+    let mut out = format!(
+        "\nlab {lab} is ready ({:.1}s){}; it expires in {}.\n\
+         The lifetime is enforced only while a controller runs (`v6lab serve`); otherwise remove it with `v6lab down {lab}`.\n\nShells:\n",
+        elapsed.as_secs_f32(),
+        if complete {
+            ", every exercise solved"
+        } else {
+            ""
+        },
+        human(lifetime)
+    );
+    let mut rows = Vec::new();
+    for n in &plan.nodes {
+        let addrs: Vec<String> = n
+            .interfaces
+            .iter()
+            .flat_map(|i| {
+                let v6 = match &i.ipv6 {
+                    Assign6::Static { address } => Some(address.addr().to_string()),
+                    Assign6::Slaac { expected, .. } => Some(format!("{expected} (slaac)")),
+                    Assign6::Dhcpv6 { prefix } => Some(format!("dhcpv6 in {prefix}")),
+                    _ => None,
+                };
+                let v4 = match &i.ipv4 {
+                    Assign4::Static { address } => Some(address.addr().to_string()),
+                    Assign4::Dhcp { prefix } => Some(format!("dhcp in {prefix}")),
+                    _ => None,
+                };
+                v6.into_iter().chain(v4)
+            })
+            .collect();
+        rows.push(vec![
+            format!("  v6lab shell {lab} {}", n.name),
+            format!("# {}", n.role.as_str()),
+            addrs.join(", "),
+        ]);
+    }
+    out.push_str(&v6lab_core::report::columns(&rows));
+    if !plan.exercises.is_empty() && !complete {
+        out.push_str("\nExercises:\n");
+        for e in &plan.exercises {
+            out.push_str(&format!("  {:<16} {}\n", e.id, e.title));
+        }
+    }
+    out
+}
+
+pub async fn down(a: DownArgs) -> Result<ExitCode> {
+    let docker = connect().await?;
+    let (what, removed) = if a.all {
+        ("every lab".to_string(), docker.down_all().await?)
+    } else {
+        let lab = a.lab.expect("clap requires a lab");
+        (format!("lab {lab}"), docker.down(&lab).await?)
+    };
+    if !a.quiet {
+        if removed.is_empty() {
+            println!("{what}: nothing to remove");
+        } else {
+            println!(
+                "{what}: removed {} containers, {} bridges, {} veths",
+                removed.containers, removed.bridges, removed.veths
+            );
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn ls(output: Output) -> Result<ExitCode> {
+    let docker = connect().await?;
+    let labs = docker.list().await?;
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&labs)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    if labs.is_empty() {
+        println!("no labs");
+        return Ok(ExitCode::SUCCESS);
+    }
+    let t = now();
+    let mut rows = vec![vec![
+        "LAB".to_string(),
+        "TOPOLOGY".into(),
+        "NODES".into(),
+        "RUNNING".into(),
+        "EXPIRES".into(),
+    ]];
+    for l in labs {
+        rows.push(vec![
+            l.lab,
+            l.topology,
+            l.nodes.to_string(),
+            l.running.to_string(),
+            match l.expires_at {
+                Some(e) if e > t => format!("in {}", human(e - t)),
+                Some(_) => "expired".into(),
+                None => "-".into(),
+            },
+        ]);
+    }
+    print!("{}", v6lab_core::report::columns(&rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn inspect(lab: String, output: Output) -> Result<ExitCode> {
+    let docker = connect().await?;
+    let st = docker.inspect(&lab).await?;
+    if output == Output::Json {
+        println!("{}", serde_json::to_string_pretty(&st)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("lab {} (topology {})", st.lab, st.topology);
+    let mut rows = vec![vec![
+        "NODE".to_string(),
+        "STATE".into(),
+        "INTERFACE".into(),
+        "ADDRESSES".into(),
+    ]];
+    for n in &st.nodes {
+        if n.interfaces.is_empty() {
+            rows.push(vec![
+                n.node.clone(),
+                n.state.clone(),
+                "-".into(),
+                String::new(),
+            ]);
+        }
+        for (k, i) in n.interfaces.iter().enumerate() {
+            rows.push(vec![
+                if k == 0 {
+                    n.node.clone()
+                } else {
+                    String::new()
+                },
+                if k == 0 {
+                    n.state.clone()
+                } else {
+                    String::new()
+                },
+                i.name.clone(),
+                i.addresses
+                    .iter()
+                    .map(|a| {
+                        format!(
+                            "{}/{}{}",
+                            a.address,
+                            a.prefix_len,
+                            if a.tentative { " (tentative)" } else { "" }
+                        )
+                    })
+                    .collect::<Vec<_>>()
+                    .join(" "),
+            ]);
+        }
+    }
+    print!("{}", v6lab_core::report::columns(&rows));
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn exec(lab: String, node: String, command: Vec<String>) -> Result<ExitCode> {
+    let docker = connect().await?;
+    let out = docker.exec(&lab, &node, &command).await?;
+    use std::io::Write;
+    std::io::stdout().write_all(out.stdout.as_bytes())?;
+    std::io::stderr().write_all(out.stderr.as_bytes())?;
+    Ok(ExitCode::from(u8::try_from(out.exit_code).unwrap_or(1)))
+}
+
+fn window_size() -> (u16, u16) {
+    let mut ws: libc::winsize = unsafe { std::mem::zeroed() };
+    // SAFETY: TIOCGWINSZ writes a winsize into the pointer we own.
+    let r = unsafe { libc::ioctl(libc::STDIN_FILENO, libc::TIOCGWINSZ, &mut ws) };
+    if r == 0 && ws.ws_col > 0 {
+        (ws.ws_col, ws.ws_row)
+    } else {
+        (80, 24)
+    }
+}
+
+pub async fn shell(lab: String, node: String) -> Result<ExitCode> {
+    use nix::sys::termios;
+    let docker = connect().await?;
+    let stdin_fd = std::io::stdin();
+    let saved = if stdin_fd.is_terminal() {
+        let saved = termios::tcgetattr(&stdin_fd).context("reading terminal settings")?;
+        let mut raw = saved.clone();
+        termios::cfmakeraw(&mut raw);
+        termios::tcsetattr(&stdin_fd, termios::SetArg::TCSANOW, &raw)
+            .context("raw terminal mode")?;
+        Some(saved)
+    } else {
+        None
+    };
+    let (tx, rx) = futures::channel::mpsc::unbounded::<(u16, u16)>();
+    let _ = tx.unbounded_send(window_size());
+    let resize_task = tokio::spawn(async move {
+        if let Ok(mut sig) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::window_change())
+        {
+            while sig.recv().await.is_some() {
+                if tx.unbounded_send(window_size()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+    let argv = vec!["/bin/bash".to_string(), "-l".to_string()];
+    let result = docker
+        .exec_interactive(
+            &lab,
+            &node,
+            &argv,
+            tokio::io::stdin(),
+            tokio::io::stdout(),
+            rx,
+        )
+        .await;
+    resize_task.abort();
+    if let Some(saved) = saved {
+        let _ = termios::tcsetattr(&stdin_fd, termios::SetArg::TCSANOW, &saved);
+    }
+    let code = result?;
+    Ok(ExitCode::from(u8::try_from(code).unwrap_or(1)))
+}
+
+pub async fn images(c: ImagesCommand) -> Result<ExitCode> {
+    let docker = connect().await?;
+    match c {
+        ImagesCommand::Build { force } => {
+            let recipe = images::Recipe::locate()?;
+            let say = |s: &str| eprintln!("image: {s}");
+            let e = images::ensure(docker.client(), &recipe, force, &say).await?;
+            if e.built {
+                println!("{} built in {:.0}s", e.tag, e.elapsed.as_secs_f32());
+            } else {
+                println!("{} is up to date", e.tag);
+            }
+        }
+        ImagesCommand::Ls => {
+            let current = images::Recipe::locate().ok().map(|r| r.tag());
+            let mut rows = vec![vec!["IMAGE".to_string(), "SIZE".into(), "CURRENT".into()]];
+            for (tag, size, _) in images::list(docker.client()).await? {
+                let cur = if Some(&tag) == current.as_ref() {
+                    "yes"
+                } else {
+                    ""
+                };
+                rows.push(vec![tag, format!("{} MB", size / 1_000_000), cur.into()]);
+            }
+            print!("{}", v6lab_core::report::columns(&rows));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
 }

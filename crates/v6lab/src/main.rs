@@ -92,7 +92,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Validate { file, output } => topology_cmd::validate(&file, output),
-        Command::Plan { file, output, node, files } => topology_cmd::plan(&file, output, node.as_deref(), files),
+        Command::Plan {
+            file,
+            output,
+            node,
+            files,
+        } => topology_cmd::plan(&file, output, node.as_deref(), files),
         Command::Schema => topology_cmd::schema(),
         Command::Up(a) => lab_cmd::run(lab_cmd::up(a)),
         Command::Down(a) => lab_cmd::run(lab_cmd::down(a)),

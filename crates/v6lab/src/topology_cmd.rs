@@ -27,7 +27,13 @@ pub fn load_plan(path: &Path) -> Result<Result<(Source, Plan), (Source, Diagnost
 fn report_invalid(src: &Source, d: &Diagnostics, output: Output) -> ExitCode {
     match output {
         Output::Text => eprint!("{}", d.render(&src.text)),
-        Output::Json => println!("{}", serde_json::to_string_pretty(&serde_json::json!({"valid": false, "file": d.file, "errors": d.items})).expect("json")),
+        Output::Json => println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"valid": false, "file": d.file, "errors": d.items})
+            )
+            .expect("json")
+        ),
     }
     ExitCode::from(EXIT_INVALID)
 }
@@ -44,7 +50,10 @@ pub fn validate(path: &Path, output: Output) -> Result<ExitCode> {
                     plan.nodes.len(),
                     plan.exercises.len()
                 ),
-                Output::Json => println!("{}", serde_json::json!({"valid": true, "file": src.file, "lab": plan.name})),
+                Output::Json => println!(
+                    "{}",
+                    serde_json::json!({"valid": true, "file": src.file, "lab": plan.name})
+                ),
             }
             Ok(ExitCode::SUCCESS)
         }
@@ -61,7 +70,11 @@ pub fn plan(path: &Path, output: Output, node: Option<&str>, files: bool) -> Res
         let Some(n) = plan.node(name) else {
             bail!(
                 "the topology has no node `{name}`; nodes: {}",
-                plan.nodes.iter().map(|n| n.name.as_str()).collect::<Vec<_>>().join(", ")
+                plan.nodes
+                    .iter()
+                    .map(|n| n.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             );
         };
         match (output, files) {
@@ -92,6 +105,9 @@ pub fn plan(path: &Path, output: Output, node: Option<&str>, files: bool) -> Res
 }
 
 pub fn schema() -> Result<ExitCode> {
-    println!("{}", serde_json::to_string_pretty(v6lab_core::schema::schema())?);
+    println!(
+        "{}",
+        serde_json::to_string_pretty(v6lab_core::schema::schema())?
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -1,0 +1,175 @@
+//! From a plan to what a runtime realizes. Pure: no IO.
+
+use crate::spec::{FileSpec, InterfaceSpec, LabSpec, Limits, NodeSpec, Probe, SegmentSpec};
+use v6lab_core::plan::{Assign6, Plan};
+use v6lab_core::render::UP_SCRIPT;
+use v6lab_core::topology::Role;
+
+/// Which parts a lab applies when it starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Apply {
+    /// Everything except the parts left to students (a lab for a student).
+    Exercises,
+    /// Every part (a trainer's reference lab: the exercises are solved).
+    Complete,
+}
+
+/// The lab spec of one lab of `plan`.
+pub fn lab_spec(
+    plan: &Plan,
+    lab: &str,
+    image: &str,
+    expires_at: Option<u64>,
+    apply: Apply,
+) -> LabSpec {
+    let applied = |node: &str, part: &str| {
+        plan.node(node)
+            .and_then(|n| n.parts.iter().find(|p| p.id == part))
+            .is_some_and(|p| apply == Apply::Complete || p.student.is_none())
+    };
+    let nodes = plan
+        .nodes
+        .iter()
+        .map(|n| {
+            let mut probes: Vec<Probe> = n
+                .parts
+                .iter()
+                .filter(|p| applied(&n.name, &p.id))
+                .flat_map(|p| p.probes.iter())
+                .map(|p| Probe { description: p.description.clone(), argv: vec!["sh".into(), "-c".into(), p.command.clone()] })
+                .collect();
+            // Addresses that arrive from a router, when that router's part is applied.
+            for i in &n.interfaces {
+                let router_applies = |part: &str| {
+                    plan.nodes.iter().any(|r| {
+                        r.role == Role::Router
+                            && r.interfaces.iter().any(|ri| ri.segment == i.segment)
+                            && applied(&r.name, part)
+                    })
+                };
+                let own_part = format!("{}.ipv6", i.name);
+                let wait = match &i.ipv6 {
+                    Assign6::Slaac { prefix, expected } if router_applies("radvd") => {
+                        Some((format!("SLAAC address {expected} in {prefix}"), format!(" {expected}/64 ")))
+                    }
+                    Assign6::Dhcpv6 { prefix } if applied(&n.name, &own_part) && router_applies("dhcp") => {
+                        Some((format!("DHCPv6 address in {prefix}"), "/128 ".to_string()))
+                    }
+                    _ => None,
+                };
+                if let Some((what, needle)) = wait {
+                    let cmd = format!(
+                        "ip -6 -o addr show dev {} scope global | grep -v tentative | grep -q '{needle}'",
+                        i.name
+                    );
+                    probes.push(Probe {
+                        description: format!("{what} on {}", i.name),
+                        argv: vec!["sh".into(), "-c".into(), cmd],
+                    });
+                }
+            }
+            let start = match apply {
+                Apply::Exercises => vec![vec!["sh".to_string(), UP_SCRIPT.to_string()]],
+                Apply::Complete => n.parts.iter().map(|p| vec!["sh".to_string(), p.script.clone()]).collect(),
+            };
+            NodeSpec {
+                name: n.name.clone(),
+                image: n.image.clone(),
+                sysctls: n.sysctls.clone(),
+                limits: Limits {
+                    memory_bytes: n.limits.memory_bytes,
+                    pids: n.limits.pids,
+                    nano_cpus: (n.limits.cpus * 1e9) as u64,
+                },
+                tun: n.tun,
+                interfaces: n
+                    .interfaces
+                    .iter()
+                    .map(|i| InterfaceSpec { name: i.name.clone(), segment: i.segment.clone(), mac: i.mac.clone(), mtu: i.mtu })
+                    .collect(),
+                files: n.files.iter().map(|f| FileSpec { path: f.path.clone(), mode: f.mode, content: f.content.clone() }).collect(),
+                start,
+                probes,
+            }
+        })
+        .collect();
+    LabSpec {
+        lab: lab.to_owned(),
+        topology: plan.name.clone(),
+        topology_hash: plan.topology_hash.clone(),
+        expires_at,
+        image: image.to_owned(),
+        segments: plan
+            .segments
+            .iter()
+            .map(|s| SegmentSpec {
+                name: s.name.clone(),
+                mtu: s.mtu,
+            })
+            .collect(),
+        nodes,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn plan(name: &str) -> Plan {
+        let p = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../../topologies")
+            .join(name);
+        let bytes = std::fs::read(&p).unwrap();
+        v6lab_core::plan_source(name, &bytes)
+            .map_err(|e| e.1.render(&e.0.text))
+            .unwrap()
+            .1
+    }
+
+    #[test]
+    fn student_parts_are_not_awaited_unless_complete() {
+        let p = plan("ipv6-basics.yaml");
+        let s = lab_spec(&p, "l", "img", None, Apply::Exercises);
+        let r1 = s.nodes.iter().find(|n| n.name == "r1").unwrap();
+        assert!(!r1.probes.iter().any(|x| x.description.contains("radvd")));
+        let h1 = s.nodes.iter().find(|n| n.name == "h1").unwrap();
+        assert!(
+            !h1.probes.iter().any(|x| x.description.contains("SLAAC")),
+            "radvd is the student's: no SLAAC to wait for"
+        );
+        assert_eq!(
+            h1.start,
+            vec![vec!["sh".to_string(), UP_SCRIPT.to_string()]]
+        );
+
+        let s = lab_spec(&p, "l", "img", None, Apply::Complete);
+        let h1 = s.nodes.iter().find(|n| n.name == "h1").unwrap();
+        assert!(h1.probes.iter().any(|x| x.description.contains("SLAAC")));
+        let r1 = s.nodes.iter().find(|n| n.name == "r1").unwrap();
+        assert!(r1.probes.iter().any(|x| x.description == "radvd running"));
+        assert_eq!(
+            r1.start.len(),
+            r1.files
+                .iter()
+                .filter(|f| f.path.contains("/parts/"))
+                .count()
+        );
+    }
+
+    #[test]
+    fn translator_gets_tun_and_limits_carry_over() {
+        let p = plan("nat64-dns64.yaml");
+        let s = lab_spec(&p, "l", "img", Some(42), Apply::Complete);
+        let gw = s.nodes.iter().find(|n| n.name == "gw").unwrap();
+        assert!(gw.tun);
+        assert!(s.nodes.iter().filter(|n| n.name != "gw").all(|n| !n.tun));
+        assert_eq!(gw.limits.nano_cpus, 1_000_000_000);
+        assert_eq!(s.expires_at, Some(42));
+        assert_eq!(
+            gw.sysctls
+                .get("net.ipv6.conf.all.forwarding")
+                .map(String::as_str),
+            Some("1")
+        );
+    }
+}

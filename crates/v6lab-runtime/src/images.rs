@@ -1,0 +1,239 @@
+//! The lab image, built without a registry: `deploy/images/mkrootfs.sh` (mmdebstrap from the
+//! host's Debian mirror) makes a rootfs tarball, which is imported into the engine.
+//!
+//! The tag is a hash of everything that goes into the image (package list, overlay, build
+//! script), so an unchanged image is never rebuilt and a changed one gets a new tag.
+
+use bollard::Docker;
+use bollard::query_parameters::{CreateImageOptionsBuilder, ListImagesOptionsBuilder};
+use futures::StreamExt;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// Repository of lab images.
+pub const REPOSITORY: &str = "v6lab/node";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ImageError {
+    #[error(
+        "cannot find the image recipe (deploy/images/packages.txt); set V6LAB_IMAGES_DIR to the deploy/images folder of v6lab"
+    )]
+    RecipeNotFound,
+    #[error("reading {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("building the image root filesystem failed:\n{0}")]
+    Build(String),
+    #[error("the Docker engine refused the image: {0}")]
+    Engine(#[from] bollard::errors::Error),
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Where the recipe of the lab image lives, and its content hash.
+#[derive(Debug, Clone)]
+pub struct Recipe {
+    pub dir: PathBuf,
+    pub hash: String,
+}
+
+impl Recipe {
+    /// Finds `deploy/images`: `$V6LAB_IMAGES_DIR`, next to the source tree the binary was
+    /// built from, beside the executable, or `/usr/share/v6lab/images`.
+    pub fn locate() -> Result<Recipe, ImageError> {
+        let mut candidates: Vec<PathBuf> = Vec::new();
+        if let Some(d) = std::env::var_os("V6LAB_IMAGES_DIR") {
+            candidates.push(d.into());
+        }
+        candidates.push(Path::new(env!("CARGO_MANIFEST_DIR")).join("../../deploy/images"));
+        if let Ok(exe) = std::env::current_exe() {
+            for up in exe.ancestors().skip(1).take(4) {
+                candidates.push(up.join("deploy/images"));
+            }
+        }
+        candidates.push("/usr/share/v6lab/images".into());
+        let dir = candidates
+            .into_iter()
+            .find(|d| d.join("packages.txt").is_file() && d.join("mkrootfs.sh").is_file())
+            .ok_or(ImageError::RecipeNotFound)?;
+        let hash = recipe_hash(&dir)?;
+        Ok(Recipe { dir, hash })
+    }
+
+    /// `v6lab/node:<hash>`.
+    pub fn tag(&self) -> String {
+        format!("{REPOSITORY}:{}", self.hash)
+    }
+}
+
+/// SHA-256 over the relative path and bytes of every file of the recipe, in sorted order.
+pub fn recipe_hash(dir: &Path) -> Result<String, ImageError> {
+    let mut files = Vec::new();
+    collect(dir, dir, &mut files)?;
+    files.sort();
+    let mut h = Sha256::new();
+    for rel in files {
+        let p = dir.join(&rel);
+        let bytes = std::fs::read(&p).map_err(|source| ImageError::Read {
+            path: p.clone(),
+            source,
+        })?;
+        h.update(rel.to_string_lossy().as_bytes());
+        h.update([0]);
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(&bytes);
+    }
+    Ok(hex::encode(&h.finalize()[..6]))
+}
+
+fn collect(root: &Path, dir: &Path, out: &mut Vec<PathBuf>) -> Result<(), ImageError> {
+    let rd = std::fs::read_dir(dir).map_err(|source| ImageError::Read {
+        path: dir.into(),
+        source,
+    })?;
+    for e in rd {
+        let e = e?;
+        let p = e.path();
+        if e.file_type()?.is_dir() {
+            collect(root, &p, out)?;
+        } else {
+            out.push(p.strip_prefix(root).expect("under root").to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+/// Whether the engine has an image with this reference.
+pub async fn exists(docker: &Docker, reference: &str) -> Result<bool, ImageError> {
+    match docker.inspect_image(reference).await {
+        Ok(_) => Ok(true),
+        Err(bollard::errors::Error::DockerResponseServerError {
+            status_code: 404, ..
+        }) => Ok(false),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// The result of [`ensure`].
+#[derive(Debug, Clone)]
+pub struct Ensured {
+    pub tag: String,
+    /// False when the image was up to date.
+    pub built: bool,
+    pub elapsed: Duration,
+}
+
+/// Builds the lab image unless an image with the recipe's tag exists (or `force`).
+/// `progress` receives one line per step.
+pub async fn ensure(
+    docker: &Docker,
+    recipe: &Recipe,
+    force: bool,
+    progress: &(dyn Fn(&str) + Send + Sync),
+) -> Result<Ensured, ImageError> {
+    let start = Instant::now();
+    let tag = recipe.tag();
+    if !force && exists(docker, &tag).await? {
+        return Ok(Ensured {
+            tag,
+            built: false,
+            elapsed: start.elapsed(),
+        });
+    }
+    let tmp = std::env::temp_dir().join(format!(
+        "v6lab-image-{}-{}",
+        recipe.hash,
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&tmp)?;
+    let tarball = tmp.join("rootfs.tar");
+    progress(&format!(
+        "building the root filesystem from Debian packages (mmdebstrap; {})",
+        recipe.dir.display()
+    ));
+    let out = tokio::process::Command::new("bash")
+        .arg(recipe.dir.join("mkrootfs.sh"))
+        .arg(&tarball)
+        .output()
+        .await;
+    let result = async {
+        let out = out?;
+        if !out.status.success() {
+            return Err(ImageError::Build(
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            ));
+        }
+        progress(&format!("importing into the engine as {tag}"));
+        let file = tokio::fs::File::open(&tarball).await?;
+        let body = bollard::body_try_stream(tokio_util::io::ReaderStream::new(file));
+        let opts = CreateImageOptionsBuilder::default()
+            .from_src("-")
+            .repo(REPOSITORY)
+            .tag(&recipe.hash)
+            .changes(vec!["CMD [\"sleep\", \"infinity\"]".to_string()])
+            .build();
+        let mut stream = docker.create_image(Some(opts), Some(body), None);
+        while let Some(item) = stream.next().await {
+            item?;
+        }
+        // `latest` follows the newest build, for people typing `docker run`.
+        docker
+            .tag_image(
+                &tag,
+                Some(
+                    bollard::query_parameters::TagImageOptionsBuilder::default()
+                        .repo(REPOSITORY)
+                        .tag("latest")
+                        .build(),
+                ),
+            )
+            .await?;
+        Ok(())
+    }
+    .await;
+    let _ = std::fs::remove_dir_all(&tmp);
+    result?;
+    Ok(Ensured {
+        tag,
+        built: true,
+        elapsed: start.elapsed(),
+    })
+}
+
+/// Lab images present in the engine: (reference, size in bytes, created unix seconds).
+pub async fn list(docker: &Docker) -> Result<Vec<(String, i64, i64)>, ImageError> {
+    let opts = ListImagesOptionsBuilder::default().build();
+    let images = docker.list_images(Some(opts)).await?;
+    let mut out = Vec::new();
+    for i in images {
+        for t in &i.repo_tags {
+            if t.starts_with(&format!("{REPOSITORY}:")) {
+                out.push((t.clone(), i.size, i.created));
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hash_changes_with_content_and_not_otherwise() {
+        let d = std::env::temp_dir().join(format!("v6lab-recipe-test-{}", std::process::id()));
+        std::fs::create_dir_all(d.join("rootfs/etc")).unwrap();
+        std::fs::write(d.join("packages.txt"), "iproute2\n").unwrap();
+        std::fs::write(d.join("rootfs/etc/motd"), "hi\n").unwrap();
+        let a = recipe_hash(&d).unwrap();
+        assert_eq!(a, recipe_hash(&d).unwrap());
+        std::fs::write(d.join("rootfs/etc/motd"), "hello\n").unwrap();
+        let b = recipe_hash(&d).unwrap();
+        assert_ne!(a, b);
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+}

@@ -1,0 +1,756 @@
+//! The Docker runtime against the real engine on this host (needs root and a running Docker).
+//!
+//! Image: `V6LAB_TEST_IMAGE`, default `peer/node:bookworm` (built by
+//! `/work/shared/bench/peers/build-node-image.sh`; needs iproute2, ping, sh).
+//! Every test uses its own lab names, so the tests run concurrently; none touches other labs.
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use v6lab_runtime::docker::{Docker, Error, Event, EventKind, NoopObserver};
+use v6lab_runtime::names;
+use v6lab_runtime::spec::{FileSpec, InterfaceSpec, LabSpec, Limits, NodeSpec, Probe, SegmentSpec};
+
+fn image() -> String {
+    std::env::var("V6LAB_TEST_IMAGE").unwrap_or_else(|_| "peer/node:bookworm".to_string())
+}
+
+/// A lab name unique to this test and this process.
+fn lab_name(test: &str) -> String {
+    format!("rt-{test}-{}", std::process::id())
+}
+
+fn argv(words: &[&str]) -> Vec<String> {
+    words.iter().map(|w| w.to_string()).collect()
+}
+
+fn sh(script: &str) -> Vec<String> {
+    argv(&["sh", "-c", script])
+}
+
+/// A host with static addresses on eth1 (`n` = 1, 2, ...): 2001:db8::n/64 and 192.0.2.n/24.
+fn host(name: &str, n: u8, segment: &str) -> NodeSpec {
+    NodeSpec {
+        name: name.to_string(),
+        image: None,
+        sysctls: BTreeMap::from([
+            (
+                "net.ipv6.conf.all.disable_ipv6".to_string(),
+                "0".to_string(),
+            ),
+            (
+                "net.ipv6.conf.default.disable_ipv6".to_string(),
+                "0".to_string(),
+            ),
+        ]),
+        limits: Limits {
+            memory_bytes: 128 << 20,
+            pids: 256,
+            nano_cpus: 500_000_000,
+        },
+        tun: false,
+        interfaces: vec![InterfaceSpec {
+            name: "eth1".to_string(),
+            segment: segment.to_string(),
+            mac: format!("02:00:00:00:00:{n:02x}"),
+            mtu: 1500,
+        }],
+        files: vec![],
+        start: vec![
+            argv(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("2001:db8::{n}/64"),
+                "dev",
+                "eth1",
+            ]),
+            argv(&[
+                "ip",
+                "addr",
+                "add",
+                &format!("192.0.2.{n}/24"),
+                "dev",
+                "eth1",
+            ]),
+        ],
+        probes: vec![Probe {
+            description: format!("2001:db8::{n} usable (DAD done)"),
+            argv: sh(&format!(
+                "ip -6 addr show dev eth1 tentative | grep -q . && exit 1; \
+                 ip -6 addr show dev eth1 | grep -q 'inet6 2001:db8::{n}/64'"
+            )),
+        }],
+    }
+}
+
+fn spec(lab: &str, hosts: u8) -> LabSpec {
+    LabSpec {
+        lab: lab.to_string(),
+        topology: "runtime-test".to_string(),
+        topology_hash: "0123abcd".to_string(),
+        expires_at: Some(4_102_444_800),
+        image: image(),
+        segments: vec![SegmentSpec {
+            name: "lan".to_string(),
+            mtu: 1500,
+        }],
+        nodes: (1..=hosts)
+            .map(|n| host(&format!("n{n}"), n, "lan"))
+            .collect(),
+    }
+}
+
+/// Removes the lab when a test ends, even by a panic.
+struct Cleanup(String);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let lab = self.0.clone();
+        let _ = std::thread::spawn(move || {
+            tokio::runtime::Runtime::new().unwrap().block_on(async {
+                if let Ok(d) = Docker::connect().await {
+                    let _ = d.down(&lab).await;
+                }
+            })
+        })
+        .join();
+    }
+}
+
+/// What the host still has of a lab: containers (by label and by name) and links.
+fn leftovers(lab: &str) -> Vec<String> {
+    let mut found = Vec::new();
+    for filter in [
+        format!("label={}={lab}", names::LABEL_LAB),
+        format!("name={}", names::container_prefix(lab)),
+    ] {
+        let out = Command::new("docker")
+            .args(["ps", "-a", "--format", "{{.Names}}", "--filter", &filter])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        found.extend(
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|n| n.starts_with(&names::container_prefix(lab)))
+                .map(|n| format!("container {n}")),
+        );
+    }
+    let out = Command::new("ip")
+        .args(["-o", "link", "show"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let prefix = names::link_prefix(lab);
+    found.extend(
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.contains(&prefix) || l.contains(&format!("alias {lab}/")))
+            .map(|l| format!("link {l}")),
+    );
+    found
+}
+
+/// A global IPv4 address of the host outside the lab's 192.0.2.0/24.
+fn host_ipv4() -> Option<String> {
+    let out = Command::new("ip")
+        .args(["-o", "-4", "addr", "show", "scope", "global"])
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().skip_while(|w| *w != "inet").nth(1))
+        .filter_map(|a| a.split('/').next())
+        .find(|a| !a.starts_with("192.0.2."))
+        .map(str::to_string)
+}
+
+async fn docker() -> Docker {
+    Docker::connect().await.expect("a running Docker engine")
+}
+
+async fn ok(d: &Docker, lab: &str, node: &str, cmd: &[String]) -> String {
+    let out = d.exec(lab, node, cmd).await.unwrap();
+    assert_eq!(out.exit_code, 0, "{node}: {cmd:?}: {}", out.combined());
+    out.stdout
+}
+
+#[tokio::test]
+async fn up_ping_inspect_down() {
+    let lab = lab_name("basic");
+    let _cleanup = Cleanup(lab.clone());
+    let d = docker().await;
+    let mut spec = spec(&lab, 2);
+    spec.nodes[0].files = vec![
+        FileSpec {
+            path: "/etc/v6lab/deep/dir/hello.txt".into(),
+            mode: 0o640,
+            content: "hello\n".into(),
+        },
+        FileSpec {
+            path: "/tmp/note".into(),
+            mode: 0o755,
+            content: "#!/bin/sh\necho note\n".into(),
+        },
+    ];
+    spec.nodes[0].start.push(argv(&["/tmp/note"]));
+
+    let events = Arc::new(Mutex::new(Vec::<Event>::new()));
+    let sink = events.clone();
+    let observer = move |e: &Event| sink.lock().unwrap().push(e.clone());
+    let t0 = Instant::now();
+    d.up(&spec, &observer).await.unwrap();
+    eprintln!("up (2 nodes): {:?}", t0.elapsed());
+
+    let events = events.lock().unwrap().clone();
+    for kind in [
+        EventKind::SegmentCreated {
+            segment: "lan".into(),
+        },
+        EventKind::NodeCreated { node: "n1".into() },
+        EventKind::NodeStarted { node: "n2".into() },
+        EventKind::NodeWired { node: "n1".into() },
+        EventKind::NodeConfigured { node: "n2".into() },
+        EventKind::NodeReady { node: "n1".into() },
+        EventKind::NodeReady { node: "n2".into() },
+    ] {
+        assert!(
+            events.iter().any(|e| e.kind == kind && e.lab == lab),
+            "no {kind:?} in {events:?}"
+        );
+    }
+
+    // Traffic inside the lab, both families (IPv4 crosses Docker's FORWARD DROP policy).
+    ok(
+        &d,
+        &lab,
+        "n1",
+        &argv(&["ping", "-6", "-c", "1", "-W", "3", "2001:db8::2"]),
+    )
+    .await;
+    ok(
+        &d,
+        &lab,
+        "n2",
+        &argv(&["ping", "-4", "-c", "1", "-W", "3", "192.0.2.1"]),
+    )
+    .await;
+    ok(
+        &d,
+        &lab,
+        "n1",
+        &argv(&["ping", "-4", "-c", "1", "-W", "3", "192.0.2.2"]),
+    )
+    .await;
+    // ... answered by n2 itself (on this test host, 192.0.2.2 is also the host's own eth0).
+    let neigh = ok(&d, &lab, "n1", &argv(&["ip", "neigh", "show", "192.0.2.2"])).await;
+    assert!(neigh.contains("lladdr 02:00:00:00:00:02"), "{neigh}");
+    // The host answers nothing on the bridge, even ARP for one of its own addresses.
+    if let Some(host_ip) = host_ipv4() {
+        ok(
+            &d,
+            &lab,
+            "n1",
+            &argv(&[
+                "ip",
+                "route",
+                "add",
+                &format!("{host_ip}/32"),
+                "dev",
+                "eth1",
+            ]),
+        )
+        .await;
+        let out = d
+            .exec(&lab, "n1", &argv(&["ping", "-c", "1", "-W", "1", &host_ip]))
+            .await
+            .unwrap();
+        assert_ne!(
+            out.exit_code,
+            0,
+            "the host answered on a lab segment: {}",
+            out.combined()
+        );
+        let neigh = ok(&d, &lab, "n1", &argv(&["ip", "neigh", "show", &host_ip])).await;
+        assert!(
+            !neigh.contains("lladdr"),
+            "the host answered ARP on a lab segment: {neigh}"
+        );
+    }
+    // Link-local too, through the interface: NDP over the bridge.
+    ok(
+        &d,
+        &lab,
+        "n2",
+        &argv(&["ping", "-6", "-c", "1", "-W", "3", "ff02::1%eth1"]),
+    )
+    .await;
+
+    // The node: hostname, interface name/MAC/MTU, files with modes and parents, /tmp intact.
+    assert_eq!(ok(&d, &lab, "n1", &argv(&["hostname"])).await.trim(), "n1");
+    let link = ok(&d, &lab, "n2", &argv(&["ip", "-o", "link", "show", "eth1"])).await;
+    assert!(
+        link.contains("02:00:00:00:00:02") && link.contains("mtu 1500"),
+        "{link}"
+    );
+    assert_eq!(
+        ok(
+            &d,
+            &lab,
+            "n1",
+            &argv(&["cat", "/etc/v6lab/deep/dir/hello.txt"])
+        )
+        .await,
+        "hello\n"
+    );
+    let modes = ok(
+        &d,
+        &lab,
+        "n1",
+        &argv(&[
+            "stat",
+            "-c",
+            "%a %n",
+            "/etc/v6lab/deep/dir/hello.txt",
+            "/tmp/note",
+            "/tmp",
+        ]),
+    )
+    .await;
+    assert_eq!(
+        modes,
+        "640 /etc/v6lab/deep/dir/hello.txt\n755 /tmp/note\n1777 /tmp\n"
+    );
+    // Only eth1 and lo: network_mode none.
+    let links = ok(&d, &lab, "n1", &argv(&["ls", "/sys/class/net"])).await;
+    assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["eth1", "lo"]);
+
+    // Failed command: exit code and both streams captured.
+    let out = d
+        .exec(&lab, "n1", &sh("echo out; echo err >&2; exit 7"))
+        .await
+        .unwrap();
+    assert_eq!(
+        (out.exit_code, out.stdout.as_str(), out.stderr.as_str()),
+        (7, "out\n", "err\n")
+    );
+
+    // The host takes no part: no address on the bridge or the host veths.
+    let addrs = Command::new("ip")
+        .args(["-o", "addr", "show"])
+        .output()
+        .unwrap();
+    let addrs = String::from_utf8_lossy(&addrs.stdout);
+    assert!(!addrs.contains(&names::link_prefix(&lab)), "{addrs}");
+
+    let status = d.inspect(&lab).await.unwrap();
+    assert_eq!(status.topology, "runtime-test");
+    assert_eq!(status.expires_at, Some(4_102_444_800));
+    assert_eq!(status.nodes.len(), 2);
+    assert_eq!(status.segments.len(), 1);
+    assert_eq!(status.segments[0].segment.as_deref(), Some("lan"));
+    assert_eq!(status.segments[0].ports, 2);
+    let n1 = &status.nodes[0];
+    assert_eq!((n1.node.as_str(), n1.state.as_str()), ("n1", "running"));
+    let eth1 = n1
+        .interfaces
+        .iter()
+        .find(|i| i.name == "eth1")
+        .expect("eth1");
+    assert_eq!(eth1.mac.as_deref(), Some("02:00:00:00:00:01"));
+    assert!(eth1.up && eth1.lower_up);
+    let global = eth1
+        .addresses
+        .iter()
+        .find(|a| a.address.to_string() == "2001:db8::1")
+        .expect("address");
+    assert!(!global.tentative && !global.dad_failed && global.prefix_len == 64);
+    assert!(
+        eth1.addresses
+            .iter()
+            .any(|a| a.address.to_string() == "192.0.2.1")
+    );
+    assert!(eth1.addresses.iter().any(|a| a.scope == "link"), "{eth1:?}");
+
+    let listed = d.list().await.unwrap();
+    let me = listed.iter().find(|l| l.lab == lab).expect("listed");
+    assert_eq!(
+        (me.nodes, me.running, me.topology.as_str()),
+        (2, 2, "runtime-test")
+    );
+
+    // Exists already: a clear error, and the running lab is untouched.
+    let err = d.up(&spec, &NoopObserver).await.unwrap_err();
+    assert!(matches!(err, Error::LabExists { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&format!("v6lab down {lab}")),
+        "{err}"
+    );
+    ok(
+        &d,
+        &lab,
+        "n1",
+        &argv(&["ping", "-6", "-c", "1", "-W", "3", "2001:db8::2"]),
+    )
+    .await;
+
+    let t0 = Instant::now();
+    let removed = d.down(&lab).await.unwrap();
+    eprintln!("down (2 nodes): {:?}, {removed:?}", t0.elapsed());
+    assert_eq!((removed.containers, removed.bridges), (2, 1));
+    assert_eq!(leftovers(&lab), Vec::<String>::new());
+    // Twice is fine.
+    assert!(d.down(&lab).await.unwrap().is_empty());
+    assert!(matches!(
+        d.inspect(&lab).await,
+        Err(Error::LabNotFound { .. })
+    ));
+}
+
+#[tokio::test]
+async fn missing_image_fails_first_and_leaves_nothing() {
+    let lab = lab_name("noimage");
+    let _cleanup = Cleanup(lab.clone());
+    let d = docker().await;
+    let mut spec = spec(&lab, 2);
+    spec.nodes[1].image = Some("v6lab/does-not-exist:never".into());
+    let err = d.up(&spec, &NoopObserver).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::ImageMissing { image } if image == "v6lab/does-not-exist:never"),
+        "{err}"
+    );
+    assert!(err.to_string().contains("build"), "{err}");
+    assert_eq!(leftovers(&lab), Vec::<String>::new());
+    assert!(d.down(&lab).await.unwrap().is_empty());
+    assert!(d.down(&lab).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn labs_with_identical_addresses_are_isolated() {
+    let (a, b) = (lab_name("iso-a"), lab_name("iso-b"));
+    let _cleanup = (Cleanup(a.clone()), Cleanup(b.clone()));
+    let d = docker().await;
+    let spec_a = spec(&a, 2);
+    let mut spec_b = spec(&b, 2);
+    // An address that exists in lab b only.
+    spec_b.nodes[1].start.push(argv(&[
+        "ip",
+        "addr",
+        "add",
+        "2001:db8::99/64",
+        "dev",
+        "eth1",
+        "nodad",
+    ]));
+    let (ra, rb) = tokio::join!(d.up(&spec_a, &NoopObserver), d.up(&spec_b, &NoopObserver));
+    ra.unwrap();
+    rb.unwrap(); // DAD passed in both labs: neither saw the other's identical addresses.
+
+    for lab in [&a, &b] {
+        ok(
+            &d,
+            lab,
+            "n1",
+            &argv(&["ping", "-6", "-c", "1", "-W", "3", "2001:db8::2"]),
+        )
+        .await;
+    }
+    ok(
+        &d,
+        &b,
+        "n1",
+        &argv(&["ping", "-6", "-c", "1", "-W", "3", "2001:db8::99"]),
+    )
+    .await;
+    let out = d
+        .exec(
+            &a,
+            "n1",
+            &argv(&["ping", "-6", "-c", "2", "-W", "1", "2001:db8::99"]),
+        )
+        .await
+        .unwrap();
+    assert_ne!(
+        out.exit_code,
+        0,
+        "lab {a} reached lab {b}: {}",
+        out.combined()
+    );
+    // Lab a's n1 knows only lab a's neighbours.
+    let neigh = ok(
+        &d,
+        &a,
+        "n1",
+        &argv(&["ip", "-6", "neigh", "show", "dev", "eth1"]),
+    )
+    .await;
+    assert!(!neigh.contains("2001:db8::99 lladdr"), "{neigh}");
+
+    // Down of one leaves the other working.
+    d.down(&a).await.unwrap();
+    assert_eq!(leftovers(&a), Vec::<String>::new());
+    ok(
+        &d,
+        &b,
+        "n1",
+        &argv(&["ping", "-6", "-c", "1", "-W", "3", "2001:db8::2"]),
+    )
+    .await;
+    d.down(&b).await.unwrap();
+    assert_eq!(leftovers(&b), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn failing_start_command_is_reported_and_down_cleans_up() {
+    let lab = lab_name("startfail");
+    let _cleanup = Cleanup(lab.clone());
+    let d = docker().await;
+    let mut spec = spec(&lab, 2);
+    spec.nodes[1]
+        .start
+        .push(sh("echo radvd: cannot open config >&2; exit 3"));
+    let err = d.up(&spec, &NoopObserver).await.unwrap_err();
+    let Error::StartFailed {
+        node,
+        command,
+        exit_code,
+        output,
+        ..
+    } = &err
+    else {
+        panic!("{err}")
+    };
+    assert_eq!((node.as_str(), *exit_code), ("n2", 3));
+    assert!(command.starts_with("sh -c 'echo radvd"), "{command}");
+    assert!(output.contains("cannot open config"), "{output}");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("n2") && msg.contains("code 3") && msg.contains("cannot open config"),
+        "{msg}"
+    );
+
+    let removed = d.down(&lab).await.unwrap();
+    assert_eq!(removed.containers, 2);
+    assert_eq!(leftovers(&lab), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn probe_timeout_names_node_and_probe() {
+    let lab = lab_name("probe");
+    let _cleanup = Cleanup(lab.clone());
+    let d = docker().await.with_probe_timeout(Duration::from_secs(2));
+    let mut spec = spec(&lab, 1);
+    spec.nodes[0].probes.push(Probe {
+        description: "unbound listening".into(),
+        argv: sh("echo not yet; exit 1"),
+    });
+    let t0 = Instant::now();
+    let err = d.up(&spec, &NoopObserver).await.unwrap_err();
+    assert!(t0.elapsed() < Duration::from_secs(20), "{:?}", t0.elapsed());
+    let Error::ProbeTimeout(t) = &err else {
+        panic!("{err}")
+    };
+    assert_eq!(
+        (t.node.as_str(), t.probe.as_str()),
+        ("n1", "unbound listening")
+    );
+    assert!(err.to_string().contains("not yet"), "{err}");
+    d.down(&lab).await.unwrap();
+    assert_eq!(leftovers(&lab), Vec::<String>::new());
+}
+
+/// An `up` dropped half-way (as when the CLI is killed): containers created, some not started,
+/// bridges maybe made. `down` removes it all, and the lab can come up again.
+#[tokio::test]
+async fn down_after_interrupted_up() {
+    let lab = lab_name("killed");
+    let _cleanup = Cleanup(lab.clone());
+    let d = docker().await;
+    let spec = spec(&lab, 3);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let tx = Mutex::new(Some(tx));
+    let observer = move |e: &Event| {
+        if matches!(e.kind, EventKind::NodeWired { .. })
+            && let Some(tx) = tx.lock().unwrap().take()
+        {
+            let _ = tx.send(());
+        }
+    };
+    tokio::select! {
+        r = d.up(&spec, &observer) => panic!("up finished before it was interrupted: {r:?}"),
+        _ = rx => {}
+    }
+    assert!(!leftovers(&lab).is_empty());
+    let removed = d.down(&lab).await.unwrap();
+    assert_eq!(removed.containers, 3);
+    assert_eq!(leftovers(&lab), Vec::<String>::new());
+
+    // Links left without any container (e.g. containers removed by hand) do not block `up`.
+    d.up(&spec, &NoopObserver).await.unwrap();
+    for c in ["n1", "n2", "n3"] {
+        let status = Command::new("docker")
+            .args(["rm", "-f", &names::container(&lab, c)])
+            .output()
+            .unwrap();
+        assert!(status.status.success());
+    }
+    d.up(&spec, &NoopObserver).await.unwrap();
+    ok(
+        &d,
+        &lab,
+        "n3",
+        &argv(&["ping", "-6", "-c", "1", "-W", "3", "2001:db8::1"]),
+    )
+    .await;
+    d.down(&lab).await.unwrap();
+    assert_eq!(leftovers(&lab), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn interactive_exec_with_tty() {
+    let lab = lab_name("tty");
+    let _cleanup = Cleanup(lab.clone());
+    let d = docker().await;
+    let mut spec = spec(&lab, 1);
+    spec.nodes[0].probes.clear();
+    d.up(&spec, &NoopObserver).await.unwrap();
+
+    // Reads a line, prints the terminal size, binary bytes 0x01 0x02 and 0x00 at the start of
+    // a write (what bollard's decoder would take for a header), exits 3.
+    let script = "read line; echo \"got:$line\"; stty size; sleep 0.2; printf '\\001\\002\\000bin\\n'; exit 3";
+    let (mut input, stdin) = tokio::io::duplex(1024);
+    let (stdout, mut output) = tokio::io::duplex(64 * 1024);
+    let (resize_tx, resize_rx) = futures::channel::mpsc::unbounded::<(u16, u16)>();
+    resize_tx.unbounded_send((132, 43)).unwrap();
+    let reader = tokio::spawn(async move {
+        let mut all = Vec::new();
+        tokio::io::AsyncReadExt::read_to_end(&mut output, &mut all)
+            .await
+            .unwrap();
+        all
+    });
+    let cmd = sh(script);
+    let session = d.exec_interactive(&lab, "n1", &cmd, stdin, stdout, resize_rx);
+    let feed = async {
+        // The resize is applied once the exec runs; give the shell its line after that.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        tokio::io::AsyncWriteExt::write_all(&mut input, b"hello\r")
+            .await
+            .unwrap();
+    };
+    let (code, ()) = tokio::join!(session, feed);
+    assert_eq!(code.unwrap(), 3);
+    drop(resize_tx);
+    let out = reader.await.unwrap();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.contains("got:hello"), "{text:?}");
+    assert!(text.contains("43 132"), "{text:?}");
+    assert!(out.windows(6).any(|w| w == b"\x01\x02\x00bin"), "{text:?}");
+
+    assert!(matches!(
+        d.exec(&lab, "nope", &argv(&["true"])).await,
+        Err(Error::NodeNotFound { .. })
+    ));
+    d.down(&lab).await.unwrap();
+}
+
+/// Timing of a 3-node lab (printed; run with `--nocapture`).
+#[tokio::test]
+async fn three_node_lab_timing() {
+    let lab = lab_name("timing");
+    let _cleanup = Cleanup(lab.clone());
+    let d = docker().await;
+    let spec = spec(&lab, 3);
+    let t0 = Instant::now();
+    let log = |e: &Event| eprintln!("  {:>6.0?} {:?}", e.elapsed, e.kind);
+    d.up(&spec, &log).await.unwrap();
+    let up = t0.elapsed();
+    ok(
+        &d,
+        &lab,
+        "n3",
+        &argv(&["ping", "-6", "-c", "1", "-W", "3", "2001:db8::1"]),
+    )
+    .await;
+    let t0 = Instant::now();
+    let removed = d.down(&lab).await.unwrap();
+    let down = t0.elapsed();
+    eprintln!(
+        "3-node lab (API {}): up {up:?} (incl. DAD probes), down {down:?}, {removed:?}",
+        d.api_version()
+    );
+    assert_eq!(leftovers(&lab), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn invalid_specs_are_refused_before_anything_is_created() {
+    let lab = lab_name("invalid");
+    let d = docker().await;
+    let mut bad = spec(&lab, 2);
+    bad.nodes[1].interfaces[0].segment = "wan".into();
+    let err = d.up(&bad, &NoopObserver).await.unwrap_err();
+    assert!(
+        matches!(err, Error::InvalidSpec(_)) && err.to_string().contains("unknown segment wan"),
+        "{err}"
+    );
+    let mut bad = spec(&lab, 2);
+    bad.nodes[1].name = "n1".into();
+    assert!(matches!(
+        d.up(&bad, &NoopObserver).await,
+        Err(Error::InvalidSpec(_))
+    ));
+    let mut bad = spec(&lab, 1);
+    bad.nodes[0].interfaces[0].mac = "02:00:00:00:00".into();
+    assert!(matches!(
+        d.up(&bad, &NoopObserver).await,
+        Err(Error::InvalidSpec(_))
+    ));
+    let bad = spec("Not_A_Lab", 1);
+    assert!(matches!(
+        d.up(&bad, &NoopObserver).await,
+        Err(Error::InvalidSpec(_))
+    ));
+    assert_eq!(leftovers(&lab), Vec::<String>::new());
+}
+
+/// `down_all` removes every v6lab object on the host, other people's labs included: run it
+/// only on a machine where no other lab matters (`cargo test -- --ignored down_all`).
+#[tokio::test]
+#[ignore = "removes every v6lab lab on this host"]
+async fn down_all_removes_everything() {
+    let (a, b) = (lab_name("all-a"), lab_name("all-b"));
+    let _cleanup = (Cleanup(a.clone()), Cleanup(b.clone()));
+    let d = docker().await;
+    d.up(&spec(&a, 1), &NoopObserver).await.unwrap();
+    d.up(&spec(&b, 2), &NoopObserver).await.unwrap();
+    let removed = d.down_all().await.unwrap();
+    assert!(
+        removed.containers >= 3 && removed.bridges >= 2,
+        "{removed:?}"
+    );
+    assert!(leftovers(&a).is_empty() && leftovers(&b).is_empty());
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label={}=true", names::LABEL_MANAGED),
+        ])
+        .output()
+        .unwrap();
+    assert!(out.stdout.is_empty());
+    let links = Command::new("ip").args(["-o", "link"]).output().unwrap();
+    let links = String::from_utf8_lossy(&links.stdout);
+    assert!(
+        !links.lines().any(|l| l
+            .split(": ")
+            .nth(1)
+            .and_then(|n| names::parse_link(n.split('@').next()?))
+            .is_some()),
+        "{links}"
+    );
+    assert!(d.down_all().await.unwrap().is_empty());
+    assert!(d.list().await.unwrap().is_empty());
+}
