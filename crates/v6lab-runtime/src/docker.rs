@@ -457,7 +457,9 @@ impl Docker {
         &self.client
     }
 
-    /// Brings a lab up: bridges, containers, wiring, files, start commands, readiness probes.
+    /// Brings a lab up: containers (created, files copied), bridges, then per node: started,
+    /// wired; once all are wired, per node: start commands in order, then readiness probes.
+    /// Nodes proceed concurrently (at most [`Docker::with_concurrency`] at once).
     ///
     /// Fails before creating anything when the spec is invalid, an image is missing or the lab
     /// exists. On a later failure the partial lab is left for inspection; [`Docker::down`]
@@ -565,23 +567,34 @@ impl Docker {
                             )))?;
                     }
                     emit(EventKind::NodeWired { node: name() });
-                    for argv in &node.start {
-                        let out = self.exec(lab, &node.name, argv).await?;
-                        if out.exit_code != 0 {
-                            return Err(Error::StartFailed {
-                                lab: lab.to_string(),
-                                node: name(),
-                                command: show_argv(argv),
-                                exit_code: out.exit_code,
-                                output: out.combined(),
-                            });
-                        }
-                    }
-                    emit(EventKind::NodeConfigured { node: name() });
-                    self.await_probes(lab, node, emit).await?;
-                    emit(EventKind::NodeReady { node: name() });
                     Ok::<_, Error>(())
                 }
+            })
+            .buffer_unordered(self.concurrency)
+            .try_collect::<()>()
+            .await?;
+
+        // Every link exists before any start command runs (a daemon started on one node sees
+        // its peers from its first packet).
+        stream::iter(&spec.nodes)
+            .map(|node| async move {
+                let name = || node.name.clone();
+                for argv in &node.start {
+                    let out = self.exec(lab, &node.name, argv).await?;
+                    if out.exit_code != 0 {
+                        return Err(Error::StartFailed {
+                            lab: lab.to_string(),
+                            node: name(),
+                            command: show_argv(argv),
+                            exit_code: out.exit_code,
+                            output: out.combined(),
+                        });
+                    }
+                }
+                emit(EventKind::NodeConfigured { node: name() });
+                self.await_probes(lab, node, emit).await?;
+                emit(EventKind::NodeReady { node: name() });
+                Ok::<_, Error>(())
             })
             .buffer_unordered(self.concurrency)
             .try_collect::<()>()

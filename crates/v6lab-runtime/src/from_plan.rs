@@ -14,9 +14,14 @@ pub enum Apply {
     Complete,
 }
 
-/// The lab spec of one lab of `plan`.
+/// Where every node keeps the topology it was planned from, so a lab can be checked and solved
+/// with nothing but the lab's name.
+pub const TOPOLOGY_FILE: &str = "/etc/v6lab/topology.yaml";
+
+/// The lab spec of one lab of `plan`; `source` is the topology text the plan came from.
 pub fn lab_spec(
     plan: &Plan,
+    source: &str,
     lab: &str,
     image: &str,
     expires_at: Option<u64>,
@@ -87,7 +92,12 @@ pub fn lab_spec(
                     .iter()
                     .map(|i| InterfaceSpec { name: i.name.clone(), segment: i.segment.clone(), mac: i.mac.clone(), mtu: i.mtu })
                     .collect(),
-                files: n.files.iter().map(|f| FileSpec { path: f.path.clone(), mode: f.mode, content: f.content.clone() }).collect(),
+                files: n
+                    .files
+                    .iter()
+                    .map(|f| FileSpec { path: f.path.clone(), mode: f.mode, content: f.content.clone() })
+                    .chain([FileSpec { path: TOPOLOGY_FILE.into(), mode: 0o644, content: source.to_owned() }])
+                    .collect(),
                 start,
                 probes,
             }
@@ -129,7 +139,7 @@ mod tests {
     #[test]
     fn student_parts_are_not_awaited_unless_complete() {
         let p = plan("ipv6-basics.yaml");
-        let s = lab_spec(&p, "l", "img", None, Apply::Exercises);
+        let s = lab_spec(&p, "", "l", "img", None, Apply::Exercises);
         let r1 = s.nodes.iter().find(|n| n.name == "r1").unwrap();
         assert!(!r1.probes.iter().any(|x| x.description.contains("radvd")));
         let h1 = s.nodes.iter().find(|n| n.name == "h1").unwrap();
@@ -142,7 +152,7 @@ mod tests {
             vec![vec!["sh".to_string(), UP_SCRIPT.to_string()]]
         );
 
-        let s = lab_spec(&p, "l", "img", None, Apply::Complete);
+        let s = lab_spec(&p, "", "l", "img", None, Apply::Complete);
         let h1 = s.nodes.iter().find(|n| n.name == "h1").unwrap();
         assert!(h1.probes.iter().any(|x| x.description.contains("SLAAC")));
         let r1 = s.nodes.iter().find(|n| n.name == "r1").unwrap();
@@ -159,7 +169,7 @@ mod tests {
     #[test]
     fn translator_gets_tun_and_limits_carry_over() {
         let p = plan("nat64-dns64.yaml");
-        let s = lab_spec(&p, "l", "img", Some(42), Apply::Complete);
+        let s = lab_spec(&p, "", "l", "img", Some(42), Apply::Complete);
         let gw = s.nodes.iter().find(|n| n.name == "gw").unwrap();
         assert!(gw.tun);
         assert!(s.nodes.iter().filter(|n| n.name != "gw").all(|n| !n.tun));

@@ -5,6 +5,7 @@
 //! and removes every object it can find by label or name prefix.
 
 pub mod docker;
+pub mod exercise;
 pub mod from_plan;
 pub mod images;
 pub mod names;

@@ -196,6 +196,7 @@ async fn up_ping_inspect_down() {
         },
     ];
     spec.nodes[0].start.push(argv(&["/tmp/note"]));
+    spec.nodes[1].tun = true;
 
     let events = Arc::new(Mutex::new(Vec::<Event>::new()));
     let sink = events.clone();
@@ -326,6 +327,49 @@ async fn up_ping_inspect_down() {
     // Only eth1 and lo: network_mode none.
     let links = ok(&d, &lab, "n1", &argv(&["ls", "/sys/class/net"])).await;
     assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["eth1", "lo"]);
+
+    // The container: no network but ours, init, two added capabilities, limits, labels, tun
+    // only where asked, sysctls inherited by the interface added after start.
+    let info = d
+        .client()
+        .inspect_container(&names::container(&lab, "n2"), None)
+        .await
+        .unwrap();
+    let hc = info.host_config.unwrap();
+    assert_eq!(hc.network_mode.as_deref(), Some("none"));
+    assert_eq!((hc.init, hc.privileged), (Some(true), Some(false)));
+    assert_eq!(hc.cap_add.unwrap(), ["NET_ADMIN", "NET_RAW"]);
+    assert_eq!(
+        (hc.memory, hc.pids_limit, hc.nano_cpus),
+        (Some(128 << 20), Some(256), Some(500_000_000))
+    );
+    assert_eq!(
+        hc.devices.unwrap()[0].path_on_host.as_deref(),
+        Some("/dev/net/tun")
+    );
+    let labels = info.config.unwrap().labels.unwrap();
+    assert_eq!(labels[names::LABEL_LAB], lab);
+    assert_eq!(labels[names::LABEL_NODE], "n2");
+    assert_eq!(labels[names::LABEL_TOPOLOGY], "runtime-test");
+    assert_eq!(labels[names::LABEL_TOPOLOGY_HASH], "0123abcd");
+    assert_eq!(labels[names::LABEL_EXPIRES], "4102444800");
+    assert_eq!(labels[names::LABEL_MANAGED], "true");
+    ok(&d, &lab, "n2", &argv(&["test", "-c", "/dev/net/tun"])).await;
+    assert_ne!(
+        d.exec(&lab, "n1", &argv(&["test", "-e", "/dev/net/tun"]))
+            .await
+            .unwrap()
+            .exit_code,
+        0
+    );
+    let sysctl = ok(
+        &d,
+        &lab,
+        "n1",
+        &argv(&["cat", "/proc/sys/net/ipv6/conf/eth1/disable_ipv6"]),
+    )
+    .await;
+    assert_eq!(sysctl.trim(), "0");
 
     // Failed command: exit code and both streams captured.
     let out = d

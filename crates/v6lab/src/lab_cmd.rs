@@ -195,7 +195,7 @@ async fn ensure_image(docker: &Docker, quiet: bool) -> Result<String> {
 
 pub async fn up(a: UpArgs) -> Result<ExitCode> {
     // Validation first: an invalid topology changes nothing on the host.
-    let (_, plan) = match load_plan(&a.file)? {
+    let (src, plan) = match load_plan(&a.file)? {
         Ok(x) => x,
         Err((src, d)) => {
             eprint!("{}", d.render(&src.text));
@@ -223,7 +223,7 @@ pub async fn up(a: UpArgs) -> Result<ExitCode> {
     } else {
         Apply::Exercises
     };
-    let spec = lab_spec(&plan, &lab, &image, Some(expires), apply);
+    let spec = lab_spec(&plan, &src.text, &lab, &image, Some(expires), apply);
     let progress = Progress::new(
         quiet,
         &plan
@@ -521,5 +521,89 @@ pub async fn images(c: ImagesCommand) -> Result<ExitCode> {
             print!("{}", v6lab_core::report::columns(&rows));
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The plan of a running lab, read back from its nodes; `None` when there is no such lab.
+async fn running_plan(docker: &Docker, lab: &str) -> Result<Option<Plan>> {
+    let st = match docker.inspect(lab).await {
+        Ok(st) => st,
+        Err(v6lab_runtime::docker::Error::LabNotFound { .. }) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    };
+    let nodes: Vec<String> = st.nodes.iter().map(|n| n.node.clone()).collect();
+    let (_, plan) = v6lab_runtime::exercise::lab_plan(docker, lab, &nodes).await?;
+    Ok(Some(plan))
+}
+
+pub async fn check(lab: String, exercise: Option<String>, output: Output) -> Result<ExitCode> {
+    let docker = connect().await?;
+    let Some(plan) = running_plan(&docker, &lab).await? else {
+        eprintln!("error: there is no lab `{lab}` (see `v6lab ls`)");
+        return Ok(ExitCode::from(2));
+    };
+    if let Some(x) = &exercise
+        && !plan.exercises.iter().any(|e| &e.id == x)
+    {
+        let known: Vec<&str> = plan.exercises.iter().map(|e| e.id.as_str()).collect();
+        bail!(
+            "lab {lab} has no exercise `{x}`; exercises: {}",
+            known.join(", ")
+        );
+    }
+    let results =
+        v6lab_runtime::exercise::run_exercises(&docker, &lab, &plan, exercise.as_deref()).await;
+    let all = results.iter().all(|e| e.passed);
+    if output == Output::Json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(
+                &serde_json::json!({"lab": lab, "passed": all, "exercises": results})
+            )?
+        );
+    } else {
+        for e in &results {
+            println!(
+                "{} {} — {}",
+                if e.passed { "PASS" } else { "FAIL" },
+                e.id,
+                e.title
+            );
+            for c in &e.checks {
+                println!(
+                    "  {} [{}] {}: {}",
+                    if c.passed { "ok  " } else { "FAIL" },
+                    c.node,
+                    c.title,
+                    c.detail
+                );
+                if let Some(m) = &c.message {
+                    println!("         {m}");
+                }
+            }
+        }
+        let done = results.iter().filter(|e| e.passed).count();
+        println!("\n{done} of {} exercises done", results.len());
+    }
+    Ok(if all {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}
+
+pub async fn solve(lab: String, exercise: String) -> Result<ExitCode> {
+    let docker = connect().await?;
+    let Some(plan) = running_plan(&docker, &lab).await? else {
+        eprintln!("error: there is no lab `{lab}` (see `v6lab ls`)");
+        return Ok(ExitCode::from(2));
+    };
+    let steps = v6lab_runtime::exercise::solve(&docker, &lab, &plan, &exercise).await?;
+    for (node, cmd) in steps {
+        println!("{node}: {cmd}");
+    }
+    println!(
+        "exercise {exercise} solved on lab {lab}; `v6lab check {lab} --exercise {exercise}` to verify"
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -81,6 +81,17 @@ enum Command {
     },
     /// Open an interactive shell in a node.
     Shell { lab: String, node: String },
+    /// Run the checks of a lab's exercises. Exit code: 0 all pass, 1 some fail, 2 no such lab.
+    Check {
+        lab: String,
+        /// Only this exercise.
+        #[arg(long)]
+        exercise: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Apply an exercise's reference solution to a lab.
+    Solve { lab: String, exercise: String },
     /// Lab images, built from Debian packages without a registry.
     Images {
         #[command(subcommand)]
@@ -105,6 +116,12 @@ fn main() -> ExitCode {
         Command::Inspect { lab, output } => lab_cmd::run(lab_cmd::inspect(lab, output)),
         Command::Exec { lab, node, command } => lab_cmd::run(lab_cmd::exec(lab, node, command)),
         Command::Shell { lab, node } => lab_cmd::run(lab_cmd::shell(lab, node)),
+        Command::Check {
+            lab,
+            exercise,
+            output,
+        } => lab_cmd::run(lab_cmd::check(lab, exercise, output)),
+        Command::Solve { lab, exercise } => lab_cmd::run(lab_cmd::solve(lab, exercise)),
         Command::Images { command } => lab_cmd::run(lab_cmd::images(command)),
     };
     match result {
