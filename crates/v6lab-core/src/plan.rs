@@ -916,6 +916,12 @@ impl<'t> Planner<'t> {
                 sysctls.insert(format!("net.ipv6.conf.{k}.use_tempaddr"), "0".into());
             }
             sysctls.insert("net.ipv6.conf.default.addr_gen_mode".into(), "0".into());
+            // Servers keep the addresses the plan gives them: RAs give them routes, not addresses.
+            if matches!(role, Role::Server | Role::Dns) {
+                for k in ["all", "default"] {
+                    sysctls.insert(format!("net.ipv6.conf.{k}.autoconf"), "0".into());
+                }
+            }
             sysctls.insert(
                 "net.ipv4.ip_forward".into(),
                 if forwarding { "1" } else { "0" }.into(),

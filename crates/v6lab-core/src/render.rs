@@ -523,6 +523,32 @@ pub(crate) fn render_nodes(
                     .map(|i| i.name.clone())
                     .collect(),
             };
+            // Point-to-point with fast timers where exactly two OSPF routers meet; passive where
+            // this router is alone (a LAN of hosts); broadcast otherwise.
+            let ospf_routers_on = |seg: &str| {
+                topo.nodes
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (_, d))| d.ospf6.is_some())
+                    .filter(|(oi, _)| snapshot[*oi].interfaces.iter().any(|x| x.segment == seg))
+                    .count()
+            };
+            let list: Vec<serde_json::Value> = list
+                .iter()
+                .map(|name| {
+                    let seg = &ifaces
+                        .iter()
+                        .find(|x| &x.name == name)
+                        .expect("checked")
+                        .segment;
+                    let kind = match ospf_routers_on(seg) {
+                        0 | 1 => "passive",
+                        2 => "p2p",
+                        _ => "broadcast",
+                    };
+                    json!({"name": name, "kind": kind})
+                })
+                .collect();
             let rid = crate::plan::router_id(topo, ni);
             if rid.is_none() {
                 let loc = o.router_id.as_ref().map(|r| r.loc).unwrap_or_default();

@@ -624,6 +624,9 @@ impl Docker {
             init: Some(true),
             cap_add: Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]),
             privileged: Some(false),
+            // Nodes never see the host's resolver; the plan writes each node's resolv.conf.
+            dns: Some(vec!["::1".into()]),
+            dns_search: Some(vec![".".into()]),
             sysctls: Some(
                 node.sysctls
                     .iter()
