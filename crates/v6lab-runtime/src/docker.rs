@@ -221,6 +221,10 @@ pub struct LabSummary {
     pub nodes: usize,
     pub running: usize,
     pub expires_at: Option<u64>,
+    /// `cli` or `controller` (empty for labs made before owners were recorded).
+    pub owner: String,
+    /// How many nodes the whole lab has (0 when unknown).
+    pub expected_nodes: usize,
 }
 
 /// A lab in detail: [`Docker::inspect`].
@@ -501,7 +505,11 @@ impl Docker {
         // Containers first: their names are unique on the engine, so once they are all
         // created this call owns the lab (a concurrent `up` of the same lab fails here).
         let emit = &emit;
-        stream::iter(&spec.nodes)
+        // Futures are collected before streaming them: a `Stream::map` closure over borrowed
+        // data makes the whole `up` future fail the Send check when it is spawned.
+        let creating: Vec<_> = spec
+            .nodes
+            .iter()
             .map(|node| async move {
                 self.create_node(spec, node).await?;
                 emit(EventKind::NodeCreated {
@@ -509,6 +517,8 @@ impl Docker {
                 });
                 Ok::<_, Error>(())
             })
+            .collect();
+        stream::iter(creating)
             .buffer_unordered(self.concurrency)
             .try_collect::<()>()
             .await?;
@@ -529,7 +539,10 @@ impl Docker {
             });
         }
 
-        stream::iter(spec.nodes.iter().zip(&wiring.nodes))
+        let wiring_futures: Vec<_> = spec
+            .nodes
+            .iter()
+            .zip(&wiring.nodes)
             .map(|(node, ifaces)| {
                 let (nl, bridge_index) = (&nl, &bridge_index);
                 async move {
@@ -570,13 +583,17 @@ impl Docker {
                     Ok::<_, Error>(())
                 }
             })
+            .collect();
+        stream::iter(wiring_futures)
             .buffer_unordered(self.concurrency)
             .try_collect::<()>()
             .await?;
 
         // Every link exists before any start command runs (a daemon started on one node sees
         // its peers from its first packet).
-        stream::iter(&spec.nodes)
+        let configuring: Vec<_> = spec
+            .nodes
+            .iter()
             .map(|node| async move {
                 let name = || node.name.clone();
                 for argv in &node.start {
@@ -596,6 +613,8 @@ impl Docker {
                 emit(EventKind::NodeReady { node: name() });
                 Ok::<_, Error>(())
             })
+            .collect();
+        stream::iter(configuring)
             .buffer_unordered(self.concurrency)
             .try_collect::<()>()
             .await
@@ -614,6 +633,8 @@ impl Docker {
                 spec.topology_hash.clone(),
             ),
             (names::LABEL_MANAGED.to_string(), "true".to_string()),
+            (names::LABEL_OWNER.to_string(), spec.owner.clone()),
+            (names::LABEL_NODES.to_string(), spec.node_count.to_string()),
         ]);
         if let Some(t) = spec.expires_at {
             labels.insert(names::LABEL_EXPIRES.to_string(), t.to_string());
@@ -907,6 +928,10 @@ impl Docker {
                 nodes: 0,
                 running: 0,
                 expires_at: label(c, names::LABEL_EXPIRES).and_then(|e| e.parse().ok()),
+                owner: label(c, names::LABEL_OWNER).unwrap_or_default().to_string(),
+                expected_nodes: label(c, names::LABEL_NODES)
+                    .and_then(|e| e.parse().ok())
+                    .unwrap_or(0),
             });
             entry.nodes += 1;
             if c.state == Some(bollard::models::ContainerSummaryStateEnum::RUNNING) {

@@ -83,10 +83,28 @@ pub async fn lab_plan<E: NodeExec>(
     }))
 }
 
+/// How long checks are retried.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Patience {
+    /// Until each check's own timeout (for convergence): `v6lab check`, "check now".
+    UntilTimeout,
+    /// One run each: periodic progress polling.
+    Once,
+}
+
 /// Runs one check until it passes or its deadline passes.
-pub async fn run_check<E: NodeExec>(rt: &E, lab: &str, c: &CheckPlan) -> CheckResult {
+pub async fn run_check<E: NodeExec>(
+    rt: &E,
+    lab: &str,
+    c: &CheckPlan,
+    patience: Patience,
+) -> CheckResult {
     let start = Instant::now();
-    let deadline = start + Duration::from_secs(c.timeout_secs.max(1));
+    let wait = match patience {
+        Patience::UntilTimeout => Duration::from_secs(c.timeout_secs.max(1)),
+        Patience::Once => Duration::ZERO,
+    };
+    let deadline = start + wait;
     let argv = vec!["sh".to_string(), "-c".to_string(), check::command(c)];
     let mut attempts = 0;
     loop {
@@ -138,6 +156,7 @@ pub async fn run_exercises<E: NodeExec>(
     lab: &str,
     plan: &Plan,
     only: Option<&str>,
+    patience: Patience,
 ) -> Vec<ExerciseResult> {
     let exercises: Vec<&ExercisePlan> = plan
         .exercises
@@ -149,8 +168,12 @@ pub async fn run_exercises<E: NodeExec>(
         .enumerate()
         .flat_map(|(ei, e)| e.checks.iter().enumerate().map(move |(ci, c)| (ei, ci, c)))
         .collect();
-    let mut results: Vec<(usize, usize, CheckResult)> = futures::stream::iter(jobs)
-        .map(|(ei, ci, c)| async move { (ei, ci, run_check(rt, lab, c).await) })
+    // Futures collected first (see `Docker::up`: a `Stream::map` closure breaks the Send check).
+    let futures: Vec<_> = jobs
+        .into_iter()
+        .map(|(ei, ci, c)| async move { (ei, ci, run_check(rt, lab, c, patience).await) })
+        .collect();
+    let mut results: Vec<(usize, usize, CheckResult)> = futures::stream::iter(futures)
         .buffer_unordered(CONCURRENCY)
         .collect()
         .await;

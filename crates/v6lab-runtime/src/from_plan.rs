@@ -108,6 +108,8 @@ pub fn lab_spec(
         topology: plan.name.clone(),
         topology_hash: plan.topology_hash.clone(),
         expires_at,
+        owner: "cli".into(),
+        node_count: plan.nodes.len(),
         image: image.to_owned(),
         segments: plan
             .segments

@@ -32,6 +32,10 @@ pub const LABEL_TOPOLOGY_HASH: &str = "dev.v6lab.topology-hash";
 pub const LABEL_EXPIRES: &str = "dev.v6lab.expires";
 /// Label: `true` on everything v6lab made.
 pub const LABEL_MANAGED: &str = "dev.v6lab.managed";
+/// Who manages the lab: `cli` or `controller`.
+pub const LABEL_OWNER: &str = "dev.v6lab.owner";
+/// How many nodes the whole lab has.
+pub const LABEL_NODES: &str = "dev.v6lab.nodes";
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum NameError {

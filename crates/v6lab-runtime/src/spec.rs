@@ -17,6 +17,12 @@ pub struct LabSpec {
     pub topology_hash: String,
     /// Unix seconds at which the lab expires (label `dev.v6lab.expires`), if any.
     pub expires_at: Option<u64>,
+    /// Who manages the lab (label `dev.v6lab.owner`): `cli` for `v6lab up`, `controller` for labs
+    /// the controller creates. A controller adopts `cli` labs (to enforce their lifetime) and
+    /// removes `controller` labs it no longer wants.
+    pub owner: String,
+    /// Number of nodes (label `dev.v6lab.nodes`), so a half-made lab can be told from a whole one.
+    pub node_count: usize,
     /// Image used by nodes without their own.
     pub image: String,
     pub segments: Vec<SegmentSpec>,

@@ -91,6 +91,8 @@ fn spec(lab: &str, hosts: u8) -> LabSpec {
         topology: "runtime-test".to_string(),
         topology_hash: "0123abcd".to_string(),
         expires_at: Some(4_102_444_800),
+        owner: "cli".to_string(),
+        node_count: usize::from(hosts),
         image: image(),
         segments: vec![SegmentSpec {
             name: "lan".to_string(),

@@ -551,8 +551,14 @@ pub async fn check(lab: String, exercise: Option<String>, output: Output) -> Res
             known.join(", ")
         );
     }
-    let results =
-        v6lab_runtime::exercise::run_exercises(&docker, &lab, &plan, exercise.as_deref()).await;
+    let results = v6lab_runtime::exercise::run_exercises(
+        &docker,
+        &lab,
+        &plan,
+        exercise.as_deref(),
+        v6lab_runtime::exercise::Patience::UntilTimeout,
+    )
+    .await;
     let all = results.iter().all(|e| e.passed);
     if output == Output::Json {
         println!(
