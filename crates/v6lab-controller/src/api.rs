@@ -324,6 +324,7 @@ async fn create_class(
             last_error: None,
             warned: false,
             complete: false,
+            adopted: false,
         })
         .collect();
     for l in &labs {
@@ -525,6 +526,7 @@ async fn create_lab(
         last_error: None,
         warned: false,
         complete: req.complete,
+        adopted: false,
     };
     api.ctl.store.insert_lab(&row).map_err(internal)?;
     api.ctl.event(

@@ -40,6 +40,8 @@ pub struct Config {
     pub check_concurrency: usize,
     /// The lab image (already built).
     pub image: String,
+    /// This controller's owner label on the labs it creates (`controller-<id>`).
+    pub owner: String,
 }
 
 pub struct Controller {
@@ -116,6 +118,9 @@ impl Controller {
     /// One pass: decide and start the actions (they finish in the background).
     pub async fn reconcile_once(self: Arc<Self>) -> Result<Vec<Action>, String> {
         let started = Instant::now();
+        // Busy labs first: a task that ends after this snapshot is still seen as busy; one that
+        // ended before it has written its result, which the store read below sees.
+        let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let desired = self.store.labs().map_err(|e| e.to_string())?;
         let observed: Vec<Observed> = self
             .docker
@@ -132,8 +137,7 @@ impl Controller {
                 expires: l.expires_at.map(|e| e as i64),
             })
             .collect();
-        let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner()).clone();
-        let actions = reconcile::decide(now(), self.cfg.warn_before, &desired, &observed, &busy);
+        let actions = reconcile::decide(now(), self.cfg.warn_before, &self.cfg.owner, &desired, &observed, &busy);
         self.metrics.reconciles.fetch_add(1, Ordering::Relaxed);
         self.metrics
             .reconcile_micros
@@ -206,7 +210,11 @@ impl Controller {
                 }
             }
             Action::Adopt(lab) => self.adopt(&lab).await,
-            Action::Warn(_) | Action::MarkReady(_) => {}
+            Action::Forget(lab) => {
+                let _ = self.store.delete_lab(&lab);
+                self.event(Some(&lab), None, "forgotten", &format!("lab {lab} was removed outside the controller"));
+            }
+            Action::Warn(_) => {}
         }
     }
 
@@ -307,7 +315,7 @@ impl Controller {
             Some(row.expires as u64),
             apply,
         );
-        spec.owner = "controller".into();
+        spec.owner = self.cfg.owner.clone();
         self.docker
             .up(&spec, &NoopObserver)
             .await
@@ -348,6 +356,7 @@ impl Controller {
             last_error: None,
             warned: false,
             complete: false,
+            adopted: true,
         };
         if self.store.insert_lab(&row).is_ok() {
             self.event(

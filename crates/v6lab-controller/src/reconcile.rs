@@ -31,8 +31,8 @@ pub enum Action {
     Adopt(String),
     /// The lab expires soon: tell the trainer (once).
     Warn(String),
-    /// The lab came up before the controller recorded it: mark it ready.
-    MarkReady(String),
+    /// An adopted lab disappeared (someone ran `v6lab down`): forget it.
+    Forget(String),
 }
 
 impl Action {
@@ -44,7 +44,7 @@ impl Action {
             | Action::Repair(l)
             | Action::Adopt(l)
             | Action::Warn(l)
-            | Action::MarkReady(l) => l,
+            | Action::Forget(l) => l,
         }
     }
 }
@@ -53,10 +53,12 @@ fn whole(o: &Observed) -> bool {
     o.nodes > 0 && o.running == o.nodes && (o.expected_nodes == 0 || o.nodes == o.expected_nodes)
 }
 
-/// What to do now. `busy` labs have an action in flight and are left alone.
+/// What to do now. `owner` is this controller's owner label: labs of other controllers are
+/// never touched. `busy` labs have an action in flight and are left alone.
 pub fn decide(
     now: i64,
     warn_before: i64,
+    owner: &str,
     desired: &[LabRow],
     observed: &[Observed],
     busy: &BTreeSet<String>,
@@ -75,6 +77,13 @@ pub fn decide(
             out.push(Action::Warn(d.name.clone()));
         }
         let o = obs.get(d.name.as_str());
+        if d.adopted {
+            // Started by `v6lab up`: only its lifetime is ours to enforce.
+            if o.is_none() {
+                out.push(Action::Forget(d.name.clone()));
+            }
+            continue;
+        }
         match (d.state, o) {
             (LabState::Ready, Some(o)) if whole(o) => {}
             (LabState::Ready, _) => out.push(Action::Repair(d.name.clone())),
@@ -88,14 +97,16 @@ pub fn decide(
         if wanted.contains(o.name.as_str()) || busy.contains(&o.name) {
             continue;
         }
-        if o.owner == "cli" && whole(o) {
+        if o.owner == owner {
+            // Ours, and no longer wanted (its class was deleted, maybe while we were down).
+            out.push(Action::DeleteOrphan(o.name.clone()));
+        } else if o.owner == "cli" && whole(o) {
             match o.expires {
                 Some(e) if e <= now => out.push(Action::DeleteOrphan(o.name.clone())),
                 _ => out.push(Action::Adopt(o.name.clone())),
             }
-        } else {
-            out.push(Action::DeleteOrphan(o.name.clone()));
         }
+        // Anything else belongs to someone else: another controller, or an `up` in progress.
     }
     out
 }
@@ -108,6 +119,8 @@ pub fn backoff(attempts: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const ME: &str = "controller-test";
 
     fn lab(name: &str, state: LabState, expires: i64) -> LabRow {
         LabRow {
@@ -125,96 +138,65 @@ mod tests {
             last_error: None,
             warned: false,
             complete: false,
+            adopted: false,
         }
     }
 
     fn obs(name: &str, nodes: usize, running: usize, owner: &str) -> Observed {
-        Observed {
-            name: name.into(),
-            nodes,
-            running,
-            expected_nodes: 3,
-            owner: owner.into(),
-            expires: Some(1000),
-        }
+        Observed { name: name.into(), nodes, running, expected_nodes: 3, owner: owner.into(), expires: Some(1000) }
+    }
+
+    fn none() -> BTreeSet<String> {
+        BTreeSet::new()
     }
 
     #[test]
     fn creates_missing_and_half_made_labs() {
-        let d = [
-            lab("a", LabState::Pending, 1000),
-            lab("b", LabState::Pending, 1000),
-        ];
-        let o = [obs("b", 1, 1, "controller")];
-        let acts = decide(10, 60, &d, &o, &BTreeSet::new());
-        assert_eq!(
-            acts,
-            vec![Action::Create("a".into()), Action::Create("b".into())]
-        );
+        let d = [lab("a", LabState::Pending, 1000), lab("b", LabState::Pending, 1000)];
+        let o = [obs("b", 1, 1, ME)];
+        assert_eq!(decide(10, 60, ME, &d, &o, &none()), vec![Action::Create("a".into()), Action::Create("b".into())]);
     }
 
     #[test]
     fn repairs_ready_labs_that_lost_nodes_and_leaves_whole_ones() {
-        let d = [
-            lab("a", LabState::Ready, 1000),
-            lab("b", LabState::Ready, 1000),
-        ];
-        let o = [obs("a", 3, 3, "controller"), obs("b", 3, 2, "controller")];
-        assert_eq!(
-            decide(10, 60, &d, &o, &BTreeSet::new()),
-            vec![Action::Repair("b".into())]
-        );
+        let d = [lab("a", LabState::Ready, 1000), lab("b", LabState::Ready, 1000), lab("c", LabState::Ready, 1000)];
+        let o = [obs("a", 3, 3, ME), obs("b", 3, 2, ME), obs("c", 2, 2, ME)];
+        assert_eq!(decide(10, 60, ME, &d, &o, &none()), vec![Action::Repair("b".into()), Action::Repair("c".into())]);
     }
 
     #[test]
-    fn expires_warns_and_deletes_orphans() {
-        let d = [
-            lab("old", LabState::Ready, 100),
-            lab("soon", LabState::Ready, 150),
-        ];
-        let o = [
-            obs("old", 3, 3, "controller"),
-            obs("soon", 3, 3, "controller"),
-            obs("gone", 3, 3, "controller"),
-        ];
-        let acts = decide(100, 60, &d, &o, &BTreeSet::new());
-        assert_eq!(
-            acts,
-            vec![
-                Action::Expire("old".into()),
-                Action::Warn("soon".into()),
-                Action::DeleteOrphan("gone".into())
-            ]
-        );
+    fn expires_warns_and_deletes_only_its_own_orphans() {
+        let d = [lab("old", LabState::Ready, 100), lab("soon", LabState::Ready, 150)];
+        let o = [obs("old", 3, 3, ME), obs("soon", 3, 3, ME), obs("gone", 3, 3, ME), obs("other", 3, 3, "controller-other")];
+        let acts = decide(100, 60, ME, &d, &o, &none());
+        assert_eq!(acts, vec![Action::Expire("old".into()), Action::Warn("soon".into()), Action::DeleteOrphan("gone".into())]);
     }
 
     #[test]
-    fn adopts_cli_labs_and_removes_expired_or_broken_ones() {
+    fn adopts_whole_cli_labs_removes_expired_ones_and_leaves_labs_being_made() {
         let mut expired = obs("x", 3, 3, "cli");
         expired.expires = Some(5);
         let o = [obs("cli1", 3, 3, "cli"), expired, obs("half", 1, 1, "cli")];
-        let acts = decide(10, 60, &[], &o, &BTreeSet::new());
-        assert_eq!(
-            acts,
-            vec![
-                Action::Adopt("cli1".into()),
-                Action::DeleteOrphan("x".into()),
-                Action::DeleteOrphan("half".into())
-            ]
-        );
+        assert_eq!(decide(10, 60, ME, &[], &o, &none()), vec![Action::Adopt("cli1".into()), Action::DeleteOrphan("x".into())]);
+    }
+
+    #[test]
+    fn adopted_labs_are_never_recreated_only_expired_or_forgotten() {
+        let mut a = lab("a", LabState::Ready, 1000);
+        a.adopted = true;
+        assert!(decide(10, 60, ME, std::slice::from_ref(&a), &[obs("a", 3, 3, "cli")], &none()).is_empty());
+        assert_eq!(decide(10, 60, ME, std::slice::from_ref(&a), &[], &none()), vec![Action::Forget("a".into())]);
+        assert_eq!(decide(1000, 60, ME, &[a], &[], &none()), vec![Action::Expire("a".into())]);
     }
 
     #[test]
     fn failed_labs_wait_for_their_backoff_and_busy_labs_are_left_alone() {
         let mut f = lab("f", LabState::Failed, 1000);
         f.next_try = 50;
-        assert!(decide(10, 60, std::slice::from_ref(&f), &[], &BTreeSet::new()).is_empty());
-        assert_eq!(
-            decide(50, 60, std::slice::from_ref(&f), &[], &BTreeSet::new()),
-            vec![Action::Create("f".into())]
-        );
+        assert!(decide(10, 60, ME, std::slice::from_ref(&f), &[], &none()).is_empty());
+        assert_eq!(decide(50, 60, ME, std::slice::from_ref(&f), &[], &none()), vec![Action::Create("f".into())]);
         let busy = BTreeSet::from(["f".to_string()]);
-        assert!(decide(50, 60, &[f], &[obs("f", 1, 1, "controller")], &busy).is_empty());
+        assert!(decide(50, 60, ME, &[f], &[obs("f", 1, 1, ME)], &busy).is_empty());
         assert_eq!(backoff(1), 2);
         assert_eq!(backoff(10), 60);
     }

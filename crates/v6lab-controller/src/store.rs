@@ -61,6 +61,8 @@ pub struct LabRow {
     pub warned: bool,
     /// Apply every part (a reference lab) instead of leaving exercises to the student.
     pub complete: bool,
+    /// Started by `v6lab up`; the controller only enforces its lifetime.
+    pub adopted: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -123,7 +125,8 @@ CREATE TABLE IF NOT EXISTS labs (
     next_try INTEGER NOT NULL DEFAULT 0,
     last_error TEXT,
     warned INTEGER NOT NULL DEFAULT 0,
-    complete INTEGER NOT NULL DEFAULT 0
+    complete INTEGER NOT NULL DEFAULT 0,
+    adopted INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS labs_class ON labs(class);
 CREATE TABLE IF NOT EXISTS events (
@@ -161,6 +164,7 @@ fn lab_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<LabRow> {
         last_error: r.get("last_error")?,
         warned: r.get::<_, i64>("warned")? != 0,
         complete: r.get::<_, i64>("complete")? != 0,
+        adopted: r.get::<_, i64>("adopted")? != 0,
     })
 }
 
@@ -435,11 +439,11 @@ impl Store {
 
 fn insert_lab(c: &Connection, l: &LabRow) -> rusqlite::Result<()> {
     c.execute(
-        "INSERT INTO labs (name, class, student, topology_name, topology, token, created, expires, state, attempts, next_try, last_error, warned, complete)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14)",
+        "INSERT INTO labs (name, class, student, topology_name, topology, token, created, expires, state, attempts, next_try, last_error, warned, complete, adopted)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15)",
         params![
             l.name, l.class, l.student, l.topology_name, l.topology, l.token, l.created, l.expires,
-            l.state.as_str(), l.attempts, l.next_try, l.last_error, l.warned as i64, l.complete as i64
+            l.state.as_str(), l.attempts, l.next_try, l.last_error, l.warned as i64, l.complete as i64, l.adopted as i64
         ],
     )?;
     Ok(())

@@ -1,6 +1,8 @@
 //! `v6lab`: IPv6 testbed labs from a declarative topology.
 
+mod client_cmd;
 mod lab_cmd;
+mod serve_cmd;
 mod topology_cmd;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -83,7 +85,14 @@ enum Command {
     Shell { lab: String, node: String },
     /// Run the checks of a lab's exercises. Exit code: 0 all pass, 1 some fail, 2 no such lab.
     Check {
-        lab: String,
+        /// The lab (omit with --class).
+        #[arg(required_unless_present = "class")]
+        lab: Option<String>,
+        /// Every student's lab of a class (through the controller): students x exercises.
+        #[arg(long, conflicts_with = "lab")]
+        class: Option<String>,
+        #[command(flatten)]
+        remote: client_cmd::Remote,
         /// Only this exercise.
         #[arg(long)]
         exercise: Option<String>,
@@ -92,6 +101,25 @@ enum Command {
     },
     /// Apply an exercise's reference solution to a lab.
     Solve { lab: String, exercise: String },
+    /// Run the controller: classes, lifetimes, automatic teardown, the HTTP API.
+    Serve(serve_cmd::ServeArgs),
+    /// Classes: one lab per student (needs a running controller).
+    Class {
+        #[command(flatten)]
+        remote: client_cmd::Remote,
+        #[command(subcommand)]
+        command: client_cmd::ClassCommand,
+    },
+    /// What happened to labs and classes (needs a running controller).
+    Events {
+        #[command(flatten)]
+        remote: client_cmd::Remote,
+        /// Keep printing new events as they happen.
+        #[arg(long, short)]
+        follow: bool,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
     /// Lab images, built from Debian packages without a registry.
     Images {
         #[command(subcommand)]
@@ -116,11 +144,14 @@ fn main() -> ExitCode {
         Command::Inspect { lab, output } => lab_cmd::run(lab_cmd::inspect(lab, output)),
         Command::Exec { lab, node, command } => lab_cmd::run(lab_cmd::exec(lab, node, command)),
         Command::Shell { lab, node } => lab_cmd::run(lab_cmd::shell(lab, node)),
-        Command::Check {
-            lab,
-            exercise,
-            output,
-        } => lab_cmd::run(lab_cmd::check(lab, exercise, output)),
+        Command::Check { lab, class, remote, exercise, output } => match (lab, class) {
+            (_, Some(class)) => lab_cmd::run(client_cmd::check_class(remote, class, output)),
+            (Some(lab), None) => lab_cmd::run(lab_cmd::check(lab, exercise, output)),
+            (None, None) => unreachable!("clap requires one"),
+        },
+        Command::Serve(a) => lab_cmd::run(serve_cmd::serve(a)),
+        Command::Class { remote, command } => lab_cmd::run(client_cmd::class(remote, command)),
+        Command::Events { remote, follow, output } => lab_cmd::run(client_cmd::events(remote, follow, output)),
         Command::Solve { lab, exercise } => lab_cmd::run(lab_cmd::solve(lab, exercise)),
         Command::Images { command } => lab_cmd::run(lab_cmd::images(command)),
     };

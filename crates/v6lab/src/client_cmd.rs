@@ -1,0 +1,298 @@
+//! Commands that talk to a running controller: `class ...`, `events`, `check --class`.
+
+use crate::Output;
+use crate::topology_cmd::read_topology;
+use anyhow::{Context, Result, anyhow, bail};
+use clap::{Args, Subcommand};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Where the controller is and who we are.
+#[derive(Args, Clone)]
+pub struct Remote {
+    /// The controller's URL.
+    #[arg(long, global = true, env = "V6LAB_CONTROLLER", default_value = "http://127.0.0.1:7464")]
+    pub controller: String,
+    /// Token (the administrator's); default: the state directory's admin.token when readable.
+    #[arg(long, global = true, env = "V6LAB_TOKEN", hide_env_values = true)]
+    pub token: Option<String>,
+    /// The controller's state directory, to find admin.token on the same machine.
+    #[arg(long, global = true, env = "V6LAB_STATE_DIR", default_value = "/var/lib/v6lab")]
+    pub state_dir: PathBuf,
+}
+
+#[derive(Subcommand)]
+pub enum ClassCommand {
+    /// Start one lab per student from a topology.
+    Create {
+        file: PathBuf,
+        /// Number of students (labs student-01, student-02, ...).
+        #[arg(long, conflicts_with = "roster", required_unless_present = "roster")]
+        students: Option<usize>,
+        /// A file with one student name per line (one lab each).
+        #[arg(long)]
+        roster: Option<PathBuf>,
+        /// How long the labs live: `3h`, `90m` (default: the topology's lifetime).
+        #[arg(long)]
+        lifetime: Option<String>,
+        /// Class name (default: the topology's name and a number).
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// List classes.
+    Ls {
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Show a class: its labs, their state, tokens and time left.
+    Show {
+        name: String,
+        #[arg(long, value_enum, default_value = "text")]
+        output: Output,
+    },
+    /// Give a class more time.
+    Extend {
+        name: String,
+        /// `1h`, `30m`.
+        #[arg(long)]
+        by: String,
+    },
+    /// Delete a class now: every lab of it is removed.
+    Delete { name: String },
+}
+
+struct Client {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+}
+
+impl Client {
+    fn new(r: &Remote) -> Result<Client> {
+        let token = match &r.token {
+            Some(t) => t.clone(),
+            None => std::fs::read_to_string(r.state_dir.join("admin.token"))
+                .map(|t| t.trim().to_owned())
+                .map_err(|_| anyhow!("no token: give --token or V6LAB_TOKEN (the controller printed the administrator token at first start; it is in {}/admin.token)", r.state_dir.display()))?,
+        };
+        Ok(Client { base: r.controller.trim_end_matches('/').to_owned(), token, http: reqwest::Client::new() })
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let resp = req.send().await.with_context(|| format!("cannot reach the controller at {} (is `v6lab serve` running?)", self.base))?;
+        let status = resp.status();
+        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            let msg = v.get("error").and_then(Value::as_str).unwrap_or("no details");
+            bail!("the controller refused ({status}): {msg}");
+        }
+        Ok(v)
+    }
+}
+
+fn left(expires: i64) -> String {
+    let s = expires - v6lab_controller::controller::now();
+    if s <= 0 {
+        return "expired".into();
+    }
+    let (h, m) = (s / 3600, s / 60 % 60);
+    if h > 0 { format!("{h}h{m:02}m") } else { format!("{m}m{:02}s", s % 60) }
+}
+
+pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
+    let client = Client::new(&remote)?;
+    match c {
+        ClassCommand::Create { file, students, roster, lifetime, name, output } => {
+            let bytes = read_topology(&file)?;
+            // Validate here first: errors with file:line:column, nothing sent.
+            if let Err((src, d)) = v6lab_core::plan_source(&file.display().to_string(), &bytes) {
+                eprint!("{}", d.render(&src.text));
+                return Ok(ExitCode::from(crate::EXIT_INVALID));
+            }
+            let roster: Option<Vec<String>> = match roster {
+                Some(p) => Some(
+                    std::fs::read_to_string(&p)
+                        .with_context(|| format!("reading {}", p.display()))?
+                        .lines()
+                        .map(str::trim)
+                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                        .map(str::to_owned)
+                        .collect(),
+                ),
+                None => None,
+            };
+            let body = json!({
+                "name": name, "topology": String::from_utf8_lossy(&bytes), "topology_file": file.display().to_string(),
+                "students": students, "roster": roster, "lifetime": lifetime,
+            });
+            let v = client.call(reqwest::Method::POST, "/api/classes", Some(body)).await?;
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("class {} created: {} labs of {}, expiring in {}", v["name"].as_str().unwrap_or(""), v["labs"].as_array().map(Vec::len).unwrap_or(0), v["topology"].as_str().unwrap_or(""), left(v["expires"].as_i64().unwrap_or(0)));
+                print_labs(&v);
+                println!("\nLabs come up in the background: `v6lab class show {}`; events: `v6lab events --follow`.", v["name"].as_str().unwrap_or(""));
+            }
+        }
+        ClassCommand::Ls { output } => {
+            let v = client.call(reqwest::Method::GET, "/api/classes", None).await?;
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                let mut rows = vec![vec!["CLASS".to_string(), "TOPOLOGY".into(), "LABS".into(), "READY".into(), "FAILED".into(), "EXPIRES IN".into()]];
+                for c in v.as_array().into_iter().flatten() {
+                    rows.push(vec![
+                        c["name"].as_str().unwrap_or("").into(),
+                        c["topology"].as_str().unwrap_or("").into(),
+                        c["labs"].to_string(),
+                        c["ready"].to_string(),
+                        c["failed"].to_string(),
+                        left(c["expires"].as_i64().unwrap_or(0)),
+                    ]);
+                }
+                print!("{}", v6lab_core::report::columns(&rows));
+            }
+        }
+        ClassCommand::Show { name, output } => {
+            let v = client.call(reqwest::Method::GET, &format!("/api/classes/{name}"), None).await?;
+            if output == Output::Json {
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                println!("class {} ({}), expires in {}", name, v["topology"].as_str().unwrap_or(""), left(v["expires"].as_i64().unwrap_or(0)));
+                print_labs(&v);
+            }
+        }
+        ClassCommand::Extend { name, by } => {
+            let v = client.call(reqwest::Method::POST, &format!("/api/classes/{name}/extend"), Some(json!({"by": by}))).await?;
+            println!("class {name} now expires in {}", left(v["expires"].as_i64().unwrap_or(0)));
+        }
+        ClassCommand::Delete { name } => {
+            client.call(reqwest::Method::DELETE, &format!("/api/classes/{name}"), None).await?;
+            println!("class {name} deleted; its labs are being removed");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_labs(v: &Value) {
+    let mut rows = vec![vec!["STUDENT".to_string(), "LAB".into(), "STATE".into(), "TOKEN".into()]];
+    for l in v["labs"].as_array().into_iter().flatten() {
+        let mut state = l["state"].as_str().unwrap_or("").to_owned();
+        if let Some(e) = l["last_error"].as_str().filter(|_| state == "failed") {
+            state = format!("failed: {}", e.lines().next().unwrap_or(""));
+        }
+        rows.push(vec![
+            l["student"].as_str().unwrap_or("-").into(),
+            l["name"].as_str().unwrap_or("").into(),
+            state,
+            l["token"].as_str().unwrap_or("").into(),
+        ]);
+    }
+    print!("{}", v6lab_core::report::columns(&rows));
+}
+
+pub async fn events(remote: Remote, follow: bool, output: Output) -> Result<ExitCode> {
+    let client = Client::new(&remote)?;
+    let show = |e: &Value| {
+        if output == Output::Json {
+            println!("{e}");
+        } else {
+            let ts = e["ts"].as_i64().unwrap_or(0);
+            let (h, m, s) = (ts / 3600 % 24, ts / 60 % 60, ts % 60);
+            println!("{h:02}:{m:02}:{s:02}Z  {:<16} {}", e["kind"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or(""));
+        }
+    };
+    if !follow {
+        let v = client.call(reqwest::Method::GET, "/api/events", None).await?;
+        for e in v.as_array().into_iter().flatten() {
+            show(e);
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
+    let mut resp = client
+        .http
+        .get(format!("{}/api/events?follow=true", client.base))
+        .bearer_auth(&client.token)
+        .send()
+        .await
+        .with_context(|| format!("cannot reach the controller at {}", client.base))?;
+    if !resp.status().is_success() {
+        bail!("the controller refused ({})", resp.status());
+    }
+    let mut buf = String::new();
+    while let Some(chunk) = resp.chunk().await? {
+        buf.push_str(&String::from_utf8_lossy(&chunk));
+        while let Some(i) = buf.find("\n\n") {
+            let msg: String = buf.drain(..i + 2).collect();
+            for line in msg.lines() {
+                if let Some(d) = line.strip_prefix("data:")
+                    && let Ok(e) = serde_json::from_str::<Value>(d.trim())
+                {
+                    show(&e);
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `v6lab check --class C`: every student's lab checked now; students x exercises.
+pub async fn check_class(remote: Remote, class: String, output: Output) -> Result<ExitCode> {
+    let client = Client::new(&remote)?;
+    let v = client.call(reqwest::Method::GET, &format!("/api/classes/{class}"), None).await?;
+    let labs: Vec<(String, String)> = v["labs"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| (l["name"].as_str().unwrap_or("").to_owned(), l["student"].as_str().unwrap_or("-").to_owned()))
+        .collect();
+    let paths: Vec<String> = labs.iter().map(|(lab, _)| format!("/api/labs/{lab}/checks")).collect();
+    let results = futures::future::join_all(paths.iter().map(|p| client.call(reqwest::Method::POST, p, None))).await;
+    if output == Output::Json {
+        let all: Vec<Value> = labs.iter().zip(&results).map(|((lab, s), r)| json!({"lab": lab, "student": s, "result": r.as_ref().ok(), "error": r.as_ref().err().map(|e| e.to_string())})).collect();
+        println!("{}", serde_json::to_string_pretty(&all)?);
+    }
+    let mut exercises: Vec<String> = Vec::new();
+    for r in results.iter().flatten() {
+        for e in r["exercises"].as_array().into_iter().flatten() {
+            let id = e["id"].as_str().unwrap_or("").to_owned();
+            if !exercises.contains(&id) {
+                exercises.push(id);
+            }
+        }
+    }
+    let mut all_pass = true;
+    let mut rows = vec![std::iter::once("STUDENT".to_string()).chain(exercises.iter().cloned()).collect::<Vec<_>>()];
+    for ((_, student), r) in labs.iter().zip(&results) {
+        let mut row = vec![student.clone()];
+        match r {
+            Ok(r) => {
+                for x in &exercises {
+                    let pass = r["exercises"].as_array().into_iter().flatten().find(|e| e["id"] == x.as_str()).map(|e| e["passed"] == true);
+                    all_pass &= pass == Some(true);
+                    row.push(match pass {
+                        Some(true) => "pass".into(),
+                        Some(false) => "-".into(),
+                        None => "?".into(),
+                    });
+                }
+            }
+            Err(e) => {
+                all_pass = false;
+                row.push(format!("not checked: {e}"));
+            }
+        }
+        rows.push(row);
+    }
+    if output == Output::Text {
+        print!("{}", v6lab_core::report::columns(&rows));
+    }
+    Ok(if all_pass { ExitCode::SUCCESS } else { ExitCode::from(1) })
+}

@@ -1,0 +1,127 @@
+//! `v6lab serve`: the controller.
+
+use anyhow::{Context, Result};
+use clap::Args;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+use v6lab_controller::api::{Api, router};
+use v6lab_controller::auth::{RateLimit, admin_token};
+use v6lab_controller::controller::{Config, Controller};
+use v6lab_controller::store::Store;
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address of the HTTP API.
+    #[arg(long, default_value = "127.0.0.1:7464", env = "V6LAB_LISTEN")]
+    pub listen: SocketAddr,
+    /// Where the store and the administrator token live.
+    #[arg(long, default_value = "/var/lib/v6lab", env = "V6LAB_STATE_DIR")]
+    pub state_dir: PathBuf,
+    /// Warn this long before a lab expires.
+    #[arg(long, default_value = "10m")]
+    pub warn_before: String,
+    /// The longest lifetime a lab or class may have (extensions included).
+    #[arg(long, default_value = "7d")]
+    pub max_lifetime: String,
+    /// How often the exercises of class labs are checked (`0s`: never).
+    #[arg(long, default_value = "30s")]
+    pub check_interval: String,
+    /// Labs created at once.
+    #[arg(long, default_value_t = 6)]
+    pub create_concurrency: usize,
+    /// Replace the administrator token (the new one is printed once).
+    #[arg(long)]
+    pub rotate_admin_token: bool,
+}
+
+fn secs(flag: &str, v: &str) -> Result<u64> {
+    v6lab_core::values::parse_duration(v).map_err(|e| anyhow::anyhow!("--{flag} {v}: {e} (write e.g. 10m or 3h)"))
+}
+
+pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_target(false)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let warn_before = secs("warn-before", &a.warn_before)? as i64;
+    let max_lifetime = secs("max-lifetime", &a.max_lifetime)? as i64;
+    let check_interval = Duration::from_secs(secs("check-interval", &a.check_interval)?);
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&a.state_dir)
+            .with_context(|| format!("creating {}", a.state_dir.display()))?;
+    }
+    let (token, new) = admin_token(&a.state_dir, a.rotate_admin_token).context("the administrator token")?;
+    if new {
+        // Printed once, on the terminal that started the controller, never in the log.
+        eprintln!(
+            "administrator token (shown once; kept in {}, mode 0600):\n  {token}",
+            a.state_dir.join("admin.token").display()
+        );
+    }
+    let owner = format!("controller-{}", controller_id(&a.state_dir)?);
+    let store = Store::open(&a.state_dir.join("v6lab.db")).context("opening the store")?;
+    let docker = v6lab_runtime::docker::Docker::connect()
+        .await
+        .context("is the Docker engine running? `bash deploy/setup.sh` installs and starts it")?;
+    let recipe = v6lab_runtime::images::Recipe::locate()?;
+    let image = v6lab_runtime::images::ensure(docker.client(), &recipe, false, &|s: &str| tracing::info!("image: {s}")).await?.tag;
+    let cfg = Config {
+        state_dir: a.state_dir.clone(),
+        warn_before,
+        max_lifetime,
+        tick: Duration::from_secs(1),
+        create_concurrency: a.create_concurrency,
+        check_interval,
+        check_concurrency: 2,
+        image,
+        owner,
+    };
+    let ctl = Controller::new(store, docker, cfg);
+    ctl.event(None, None, "controller-started", &format!("controller listening on {}", a.listen));
+    // Labs that expired while the controller was down go first, before serving anything.
+    if let Err(e) = ctl.clone().reconcile_once().await {
+        tracing::warn!(error = %e, "first reconcile pass");
+    }
+    tokio::spawn(ctl.clone().run());
+    tokio::spawn(ctl.clone().run_checks());
+    let api = Api {
+        ctl,
+        admin_token: Arc::new(std::sync::RwLock::new(token)),
+        limit: Arc::new(RateLimit::new(10, Duration::from_secs(60))),
+    };
+    let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("listening on {}", a.listen))?;
+    tracing::info!("API on http://{}", a.listen);
+    axum::serve(listener, router(api).into_make_service_with_connect_info::<SocketAddr>())
+        .with_graceful_shutdown(async {
+            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal");
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+        })
+        .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// This controller's identity, kept in the state directory: it labels the labs it creates, so
+/// it never touches another controller's labs.
+fn controller_id(dir: &std::path::Path) -> Result<String> {
+    let path = dir.join("controller.id");
+    if let Ok(id) = std::fs::read_to_string(&path) {
+        let id = id.trim().to_owned();
+        if !id.is_empty() {
+            return Ok(id);
+        }
+    }
+    let id = v6lab_controller::auth::new_token("")[..12].to_owned();
+    std::fs::write(&path, format!("{id}\n")).with_context(|| format!("writing {}", path.display()))?;
+    Ok(id)
+}
