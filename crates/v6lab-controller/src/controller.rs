@@ -137,7 +137,14 @@ impl Controller {
                 expires: l.expires_at.map(|e| e as i64),
             })
             .collect();
-        let actions = reconcile::decide(now(), self.cfg.warn_before, &self.cfg.owner, &desired, &observed, &busy);
+        let actions = reconcile::decide(
+            now(),
+            self.cfg.warn_before,
+            &self.cfg.owner,
+            &desired,
+            &observed,
+            &busy,
+        );
         self.metrics.reconciles.fetch_add(1, Ordering::Relaxed);
         self.metrics
             .reconcile_micros
@@ -212,7 +219,12 @@ impl Controller {
             Action::Adopt(lab) => self.adopt(&lab).await,
             Action::Forget(lab) => {
                 let _ = self.store.delete_lab(&lab);
-                self.event(Some(&lab), None, "forgotten", &format!("lab {lab} was removed outside the controller"));
+                self.event(
+                    Some(&lab),
+                    None,
+                    "forgotten",
+                    &format!("lab {lab} was removed outside the controller"),
+                );
             }
             Action::Warn(_) => {}
         }

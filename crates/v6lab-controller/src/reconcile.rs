@@ -143,7 +143,14 @@ mod tests {
     }
 
     fn obs(name: &str, nodes: usize, running: usize, owner: &str) -> Observed {
-        Observed { name: name.into(), nodes, running, expected_nodes: 3, owner: owner.into(), expires: Some(1000) }
+        Observed {
+            name: name.into(),
+            nodes,
+            running,
+            expected_nodes: 3,
+            owner: owner.into(),
+            expires: Some(1000),
+        }
     }
 
     fn none() -> BTreeSet<String> {
@@ -152,24 +159,52 @@ mod tests {
 
     #[test]
     fn creates_missing_and_half_made_labs() {
-        let d = [lab("a", LabState::Pending, 1000), lab("b", LabState::Pending, 1000)];
+        let d = [
+            lab("a", LabState::Pending, 1000),
+            lab("b", LabState::Pending, 1000),
+        ];
         let o = [obs("b", 1, 1, ME)];
-        assert_eq!(decide(10, 60, ME, &d, &o, &none()), vec![Action::Create("a".into()), Action::Create("b".into())]);
+        assert_eq!(
+            decide(10, 60, ME, &d, &o, &none()),
+            vec![Action::Create("a".into()), Action::Create("b".into())]
+        );
     }
 
     #[test]
     fn repairs_ready_labs_that_lost_nodes_and_leaves_whole_ones() {
-        let d = [lab("a", LabState::Ready, 1000), lab("b", LabState::Ready, 1000), lab("c", LabState::Ready, 1000)];
+        let d = [
+            lab("a", LabState::Ready, 1000),
+            lab("b", LabState::Ready, 1000),
+            lab("c", LabState::Ready, 1000),
+        ];
         let o = [obs("a", 3, 3, ME), obs("b", 3, 2, ME), obs("c", 2, 2, ME)];
-        assert_eq!(decide(10, 60, ME, &d, &o, &none()), vec![Action::Repair("b".into()), Action::Repair("c".into())]);
+        assert_eq!(
+            decide(10, 60, ME, &d, &o, &none()),
+            vec![Action::Repair("b".into()), Action::Repair("c".into())]
+        );
     }
 
     #[test]
     fn expires_warns_and_deletes_only_its_own_orphans() {
-        let d = [lab("old", LabState::Ready, 100), lab("soon", LabState::Ready, 150)];
-        let o = [obs("old", 3, 3, ME), obs("soon", 3, 3, ME), obs("gone", 3, 3, ME), obs("other", 3, 3, "controller-other")];
+        let d = [
+            lab("old", LabState::Ready, 100),
+            lab("soon", LabState::Ready, 150),
+        ];
+        let o = [
+            obs("old", 3, 3, ME),
+            obs("soon", 3, 3, ME),
+            obs("gone", 3, 3, ME),
+            obs("other", 3, 3, "controller-other"),
+        ];
         let acts = decide(100, 60, ME, &d, &o, &none());
-        assert_eq!(acts, vec![Action::Expire("old".into()), Action::Warn("soon".into()), Action::DeleteOrphan("gone".into())]);
+        assert_eq!(
+            acts,
+            vec![
+                Action::Expire("old".into()),
+                Action::Warn("soon".into()),
+                Action::DeleteOrphan("gone".into())
+            ]
+        );
     }
 
     #[test]
@@ -177,16 +212,38 @@ mod tests {
         let mut expired = obs("x", 3, 3, "cli");
         expired.expires = Some(5);
         let o = [obs("cli1", 3, 3, "cli"), expired, obs("half", 1, 1, "cli")];
-        assert_eq!(decide(10, 60, ME, &[], &o, &none()), vec![Action::Adopt("cli1".into()), Action::DeleteOrphan("x".into())]);
+        assert_eq!(
+            decide(10, 60, ME, &[], &o, &none()),
+            vec![
+                Action::Adopt("cli1".into()),
+                Action::DeleteOrphan("x".into())
+            ]
+        );
     }
 
     #[test]
     fn adopted_labs_are_never_recreated_only_expired_or_forgotten() {
         let mut a = lab("a", LabState::Ready, 1000);
         a.adopted = true;
-        assert!(decide(10, 60, ME, std::slice::from_ref(&a), &[obs("a", 3, 3, "cli")], &none()).is_empty());
-        assert_eq!(decide(10, 60, ME, std::slice::from_ref(&a), &[], &none()), vec![Action::Forget("a".into())]);
-        assert_eq!(decide(1000, 60, ME, &[a], &[], &none()), vec![Action::Expire("a".into())]);
+        assert!(
+            decide(
+                10,
+                60,
+                ME,
+                std::slice::from_ref(&a),
+                &[obs("a", 3, 3, "cli")],
+                &none()
+            )
+            .is_empty()
+        );
+        assert_eq!(
+            decide(10, 60, ME, std::slice::from_ref(&a), &[], &none()),
+            vec![Action::Forget("a".into())]
+        );
+        assert_eq!(
+            decide(1000, 60, ME, &[a], &[], &none()),
+            vec![Action::Expire("a".into())]
+        );
     }
 
     #[test]
@@ -194,7 +251,10 @@ mod tests {
         let mut f = lab("f", LabState::Failed, 1000);
         f.next_try = 50;
         assert!(decide(10, 60, ME, std::slice::from_ref(&f), &[], &none()).is_empty());
-        assert_eq!(decide(50, 60, ME, std::slice::from_ref(&f), &[], &none()), vec![Action::Create("f".into())]);
+        assert_eq!(
+            decide(50, 60, ME, std::slice::from_ref(&f), &[], &none()),
+            vec![Action::Create("f".into())]
+        );
         let busy = BTreeSet::from(["f".to_string()]);
         assert!(decide(50, 60, ME, &[f], &[obs("f", 1, 1, ME)], &busy).is_empty());
         assert_eq!(backoff(1), 2);

@@ -12,13 +12,23 @@ use std::process::ExitCode;
 #[derive(Args, Clone)]
 pub struct Remote {
     /// The controller's URL.
-    #[arg(long, global = true, env = "V6LAB_CONTROLLER", default_value = "http://127.0.0.1:7464")]
+    #[arg(
+        long,
+        global = true,
+        env = "V6LAB_CONTROLLER",
+        default_value = "http://127.0.0.1:7464"
+    )]
     pub controller: String,
     /// Token (the administrator's); default: the state directory's admin.token when readable.
     #[arg(long, global = true, env = "V6LAB_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// The controller's state directory, to find admin.token on the same machine.
-    #[arg(long, global = true, env = "V6LAB_STATE_DIR", default_value = "/var/lib/v6lab")]
+    #[arg(
+        long,
+        global = true,
+        env = "V6LAB_STATE_DIR",
+        default_value = "/var/lib/v6lab"
+    )]
     pub state_dir: PathBuf,
 }
 
@@ -78,19 +88,39 @@ impl Client {
                 .map(|t| t.trim().to_owned())
                 .map_err(|_| anyhow!("no token: give --token or V6LAB_TOKEN (the controller printed the administrator token at first start; it is in {}/admin.token)", r.state_dir.display()))?,
         };
-        Ok(Client { base: r.controller.trim_end_matches('/').to_owned(), token, http: reqwest::Client::new() })
+        Ok(Client {
+            base: r.controller.trim_end_matches('/').to_owned(),
+            token,
+            http: reqwest::Client::new(),
+        })
     }
 
-    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
-        let mut req = self.http.request(method, format!("{}{path}", self.base)).bearer_auth(&self.token);
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
+        let mut req = self
+            .http
+            .request(method, format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let resp = req.send().await.with_context(|| format!("cannot reach the controller at {} (is `v6lab serve` running?)", self.base))?;
+        let resp = req.send().await.with_context(|| {
+            format!(
+                "cannot reach the controller at {} (is `v6lab serve` running?)",
+                self.base
+            )
+        })?;
         let status = resp.status();
         let v: Value = resp.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            let msg = v.get("error").and_then(Value::as_str).unwrap_or("no details");
+            let msg = v
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no details");
             bail!("the controller refused ({status}): {msg}");
         }
         Ok(v)
@@ -103,13 +133,24 @@ fn left(expires: i64) -> String {
         return "expired".into();
     }
     let (h, m) = (s / 3600, s / 60 % 60);
-    if h > 0 { format!("{h}h{m:02}m") } else { format!("{m}m{:02}s", s % 60) }
+    if h > 0 {
+        format!("{h}h{m:02}m")
+    } else {
+        format!("{m}m{:02}s", s % 60)
+    }
 }
 
 pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
     let client = Client::new(&remote)?;
     match c {
-        ClassCommand::Create { file, students, roster, lifetime, name, output } => {
+        ClassCommand::Create {
+            file,
+            students,
+            roster,
+            lifetime,
+            name,
+            output,
+        } => {
             let bytes = read_topology(&file)?;
             // Validate here first: errors with file:line:column, nothing sent.
             if let Err((src, d)) = v6lab_core::plan_source(&file.display().to_string(), &bytes) {
@@ -132,21 +173,41 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
                 "name": name, "topology": String::from_utf8_lossy(&bytes), "topology_file": file.display().to_string(),
                 "students": students, "roster": roster, "lifetime": lifetime,
             });
-            let v = client.call(reqwest::Method::POST, "/api/classes", Some(body)).await?;
+            let v = client
+                .call(reqwest::Method::POST, "/api/classes", Some(body))
+                .await?;
             if output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!("class {} created: {} labs of {}, expiring in {}", v["name"].as_str().unwrap_or(""), v["labs"].as_array().map(Vec::len).unwrap_or(0), v["topology"].as_str().unwrap_or(""), left(v["expires"].as_i64().unwrap_or(0)));
+                println!(
+                    "class {} created: {} labs of {}, expiring in {}",
+                    v["name"].as_str().unwrap_or(""),
+                    v["labs"].as_array().map(Vec::len).unwrap_or(0),
+                    v["topology"].as_str().unwrap_or(""),
+                    left(v["expires"].as_i64().unwrap_or(0))
+                );
                 print_labs(&v);
-                println!("\nLabs come up in the background: `v6lab class show {}`; events: `v6lab events --follow`.", v["name"].as_str().unwrap_or(""));
+                println!(
+                    "\nLabs come up in the background: `v6lab class show {}`; events: `v6lab events --follow`.",
+                    v["name"].as_str().unwrap_or("")
+                );
             }
         }
         ClassCommand::Ls { output } => {
-            let v = client.call(reqwest::Method::GET, "/api/classes", None).await?;
+            let v = client
+                .call(reqwest::Method::GET, "/api/classes", None)
+                .await?;
             if output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                let mut rows = vec![vec!["CLASS".to_string(), "TOPOLOGY".into(), "LABS".into(), "READY".into(), "FAILED".into(), "EXPIRES IN".into()]];
+                let mut rows = vec![vec![
+                    "CLASS".to_string(),
+                    "TOPOLOGY".into(),
+                    "LABS".into(),
+                    "READY".into(),
+                    "FAILED".into(),
+                    "EXPIRES IN".into(),
+                ]];
                 for c in v.as_array().into_iter().flatten() {
                     rows.push(vec![
                         c["name"].as_str().unwrap_or("").into(),
@@ -161,20 +222,42 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
             }
         }
         ClassCommand::Show { name, output } => {
-            let v = client.call(reqwest::Method::GET, &format!("/api/classes/{name}"), None).await?;
+            let v = client
+                .call(reqwest::Method::GET, &format!("/api/classes/{name}"), None)
+                .await?;
             if output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
-                println!("class {} ({}), expires in {}", name, v["topology"].as_str().unwrap_or(""), left(v["expires"].as_i64().unwrap_or(0)));
+                println!(
+                    "class {} ({}), expires in {}",
+                    name,
+                    v["topology"].as_str().unwrap_or(""),
+                    left(v["expires"].as_i64().unwrap_or(0))
+                );
                 print_labs(&v);
             }
         }
         ClassCommand::Extend { name, by } => {
-            let v = client.call(reqwest::Method::POST, &format!("/api/classes/{name}/extend"), Some(json!({"by": by}))).await?;
-            println!("class {name} now expires in {}", left(v["expires"].as_i64().unwrap_or(0)));
+            let v = client
+                .call(
+                    reqwest::Method::POST,
+                    &format!("/api/classes/{name}/extend"),
+                    Some(json!({"by": by})),
+                )
+                .await?;
+            println!(
+                "class {name} now expires in {}",
+                left(v["expires"].as_i64().unwrap_or(0))
+            );
         }
         ClassCommand::Delete { name } => {
-            client.call(reqwest::Method::DELETE, &format!("/api/classes/{name}"), None).await?;
+            client
+                .call(
+                    reqwest::Method::DELETE,
+                    &format!("/api/classes/{name}"),
+                    None,
+                )
+                .await?;
             println!("class {name} deleted; its labs are being removed");
         }
     }
@@ -182,7 +265,12 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
 }
 
 fn print_labs(v: &Value) {
-    let mut rows = vec![vec!["STUDENT".to_string(), "LAB".into(), "STATE".into(), "TOKEN".into()]];
+    let mut rows = vec![vec![
+        "STUDENT".to_string(),
+        "LAB".into(),
+        "STATE".into(),
+        "TOKEN".into(),
+    ]];
     for l in v["labs"].as_array().into_iter().flatten() {
         let mut state = l["state"].as_str().unwrap_or("").to_owned();
         if let Some(e) = l["last_error"].as_str().filter(|_| state == "failed") {
@@ -206,11 +294,17 @@ pub async fn events(remote: Remote, follow: bool, output: Output) -> Result<Exit
         } else {
             let ts = e["ts"].as_i64().unwrap_or(0);
             let (h, m, s) = (ts / 3600 % 24, ts / 60 % 60, ts % 60);
-            println!("{h:02}:{m:02}:{s:02}Z  {:<16} {}", e["kind"].as_str().unwrap_or(""), e["message"].as_str().unwrap_or(""));
+            println!(
+                "{h:02}:{m:02}:{s:02}Z  {:<16} {}",
+                e["kind"].as_str().unwrap_or(""),
+                e["message"].as_str().unwrap_or("")
+            );
         }
     };
     if !follow {
-        let v = client.call(reqwest::Method::GET, "/api/events", None).await?;
+        let v = client
+            .call(reqwest::Method::GET, "/api/events", None)
+            .await?;
         for e in v.as_array().into_iter().flatten() {
             show(e);
         }
@@ -246,15 +340,30 @@ pub async fn events(remote: Remote, follow: bool, output: Output) -> Result<Exit
 /// `v6lab check --class C`: every student's lab checked now; students x exercises.
 pub async fn check_class(remote: Remote, class: String, output: Output) -> Result<ExitCode> {
     let client = Client::new(&remote)?;
-    let v = client.call(reqwest::Method::GET, &format!("/api/classes/{class}"), None).await?;
+    let v = client
+        .call(reqwest::Method::GET, &format!("/api/classes/{class}"), None)
+        .await?;
     let labs: Vec<(String, String)> = v["labs"]
         .as_array()
         .into_iter()
         .flatten()
-        .map(|l| (l["name"].as_str().unwrap_or("").to_owned(), l["student"].as_str().unwrap_or("-").to_owned()))
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap_or("").to_owned(),
+                l["student"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
         .collect();
-    let paths: Vec<String> = labs.iter().map(|(lab, _)| format!("/api/labs/{lab}/checks")).collect();
-    let results = futures::future::join_all(paths.iter().map(|p| client.call(reqwest::Method::POST, p, None))).await;
+    let paths: Vec<String> = labs
+        .iter()
+        .map(|(lab, _)| format!("/api/labs/{lab}/checks"))
+        .collect();
+    let results = futures::future::join_all(
+        paths
+            .iter()
+            .map(|p| client.call(reqwest::Method::POST, p, None)),
+    )
+    .await;
     if output == Output::Json {
         let all: Vec<Value> = labs.iter().zip(&results).map(|((lab, s), r)| json!({"lab": lab, "student": s, "result": r.as_ref().ok(), "error": r.as_ref().err().map(|e| e.to_string())})).collect();
         println!("{}", serde_json::to_string_pretty(&all)?);
@@ -269,13 +378,22 @@ pub async fn check_class(remote: Remote, class: String, output: Output) -> Resul
         }
     }
     let mut all_pass = true;
-    let mut rows = vec![std::iter::once("STUDENT".to_string()).chain(exercises.iter().cloned()).collect::<Vec<_>>()];
+    let mut rows = vec![
+        std::iter::once("STUDENT".to_string())
+            .chain(exercises.iter().cloned())
+            .collect::<Vec<_>>(),
+    ];
     for ((_, student), r) in labs.iter().zip(&results) {
         let mut row = vec![student.clone()];
         match r {
             Ok(r) => {
                 for x in &exercises {
-                    let pass = r["exercises"].as_array().into_iter().flatten().find(|e| e["id"] == x.as_str()).map(|e| e["passed"] == true);
+                    let pass = r["exercises"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .find(|e| e["id"] == x.as_str())
+                        .map(|e| e["passed"] == true);
                     all_pass &= pass == Some(true);
                     row.push(match pass {
                         Some(true) => "pass".into(),
@@ -294,5 +412,9 @@ pub async fn check_class(remote: Remote, class: String, output: Output) -> Resul
     if output == Output::Text {
         print!("{}", v6lab_core::report::columns(&rows));
     }
-    Ok(if all_pass { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    Ok(if all_pass {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }

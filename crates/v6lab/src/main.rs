@@ -144,14 +144,24 @@ fn main() -> ExitCode {
         Command::Inspect { lab, output } => lab_cmd::run(lab_cmd::inspect(lab, output)),
         Command::Exec { lab, node, command } => lab_cmd::run(lab_cmd::exec(lab, node, command)),
         Command::Shell { lab, node } => lab_cmd::run(lab_cmd::shell(lab, node)),
-        Command::Check { lab, class, remote, exercise, output } => match (lab, class) {
+        Command::Check {
+            lab,
+            class,
+            remote,
+            exercise,
+            output,
+        } => match (lab, class) {
             (_, Some(class)) => lab_cmd::run(client_cmd::check_class(remote, class, output)),
             (Some(lab), None) => lab_cmd::run(lab_cmd::check(lab, exercise, output)),
             (None, None) => unreachable!("clap requires one"),
         },
         Command::Serve(a) => lab_cmd::run(serve_cmd::serve(a)),
         Command::Class { remote, command } => lab_cmd::run(client_cmd::class(remote, command)),
-        Command::Events { remote, follow, output } => lab_cmd::run(client_cmd::events(remote, follow, output)),
+        Command::Events {
+            remote,
+            follow,
+            output,
+        } => lab_cmd::run(client_cmd::events(remote, follow, output)),
         Command::Solve { lab, exercise } => lab_cmd::run(lab_cmd::solve(lab, exercise)),
         Command::Images { command } => lab_cmd::run(lab_cmd::images(command)),
     };

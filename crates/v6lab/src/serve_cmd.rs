@@ -38,12 +38,15 @@ pub struct ServeArgs {
 }
 
 fn secs(flag: &str, v: &str) -> Result<u64> {
-    v6lab_core::values::parse_duration(v).map_err(|e| anyhow::anyhow!("--{flag} {v}: {e} (write e.g. 10m or 3h)"))
+    v6lab_core::values::parse_duration(v)
+        .map_err(|e| anyhow::anyhow!("--{flag} {v}: {e} (write e.g. 10m or 3h)"))
 }
 
 pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
         .with_target(false)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
@@ -58,13 +61,23 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
             .create(&a.state_dir)
             .with_context(|| format!("creating {}", a.state_dir.display()))?;
     }
-    let (token, new) = admin_token(&a.state_dir, a.rotate_admin_token).context("the administrator token")?;
+    let (token, new) =
+        admin_token(&a.state_dir, a.rotate_admin_token).context("the administrator token")?;
     if new {
-        // Printed once, on the terminal that started the controller, never in the log.
-        eprintln!(
-            "administrator token (shown once; kept in {}, mode 0600):\n  {token}",
-            a.state_dir.join("admin.token").display()
-        );
+        let path = a.state_dir.join("admin.token");
+        if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+            // Printed once, on the terminal that started the controller.
+            eprintln!(
+                "administrator token (shown once; kept in {}, mode 0600):\n  {token}",
+                path.display()
+            );
+        } else {
+            // Never into a log: stderr may be a journal or a file.
+            eprintln!(
+                "administrator token created in {} (mode 0600)",
+                path.display()
+            );
+        }
     }
     let owner = format!("controller-{}", controller_id(&a.state_dir)?);
     let store = Store::open(&a.state_dir.join("v6lab.db")).context("opening the store")?;
@@ -72,7 +85,11 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
         .await
         .context("is the Docker engine running? `bash deploy/setup.sh` installs and starts it")?;
     let recipe = v6lab_runtime::images::Recipe::locate()?;
-    let image = v6lab_runtime::images::ensure(docker.client(), &recipe, false, &|s: &str| tracing::info!("image: {s}")).await?.tag;
+    let image = v6lab_runtime::images::ensure(docker.client(), &recipe, false, &|s: &str| {
+        tracing::info!("image: {s}")
+    })
+    .await?
+    .tag;
     let cfg = Config {
         state_dir: a.state_dir.clone(),
         warn_before,
@@ -85,7 +102,12 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
         owner,
     };
     let ctl = Controller::new(store, docker, cfg);
-    ctl.event(None, None, "controller-started", &format!("controller listening on {}", a.listen));
+    ctl.event(
+        None,
+        None,
+        "controller-started",
+        &format!("controller listening on {}", a.listen),
+    );
     // Labs that expired while the controller was down go first, before serving anything.
     if let Err(e) = ctl.clone().reconcile_once().await {
         tracing::warn!(error = %e, "first reconcile pass");
@@ -97,17 +119,23 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
         admin_token: Arc::new(std::sync::RwLock::new(token)),
         limit: Arc::new(RateLimit::new(10, Duration::from_secs(60))),
     };
-    let listener = tokio::net::TcpListener::bind(a.listen).await.with_context(|| format!("listening on {}", a.listen))?;
+    let listener = tokio::net::TcpListener::bind(a.listen)
+        .await
+        .with_context(|| format!("listening on {}", a.listen))?;
     tracing::info!("API on http://{}", a.listen);
-    axum::serve(listener, router(api).into_make_service_with_connect_info::<SocketAddr>())
-        .with_graceful_shutdown(async {
-            let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal");
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => {}
-                _ = term.recv() => {}
-            }
-        })
-        .await?;
+    axum::serve(
+        listener,
+        router(api).into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("signal");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    })
+    .await?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -122,6 +150,7 @@ fn controller_id(dir: &std::path::Path) -> Result<String> {
         }
     }
     let id = v6lab_controller::auth::new_token("")[..12].to_owned();
-    std::fs::write(&path, format!("{id}\n")).with_context(|| format!("writing {}", path.display()))?;
+    std::fs::write(&path, format!("{id}\n"))
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(id)
 }

@@ -1,0 +1,444 @@
+//! The controller for real: `v6lab serve` on loopback, the Docker engine, classes of labs.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+struct Serve {
+    child: Option<Child>,
+    dir: PathBuf,
+    url: String,
+    port: u16,
+    /// Class names this test made (their labs are removed at the end).
+    classes: Vec<String>,
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+impl Serve {
+    fn start(test: &str) -> Serve {
+        let dir = std::env::temp_dir().join(format!("v6lab-ctl-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let mut s = Serve {
+            child: None,
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            classes: Vec::new(),
+        };
+        s.spawn();
+        s
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("serve.log"))
+            .unwrap();
+        let child = Command::new(bin())
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{}", self.port),
+                "--state-dir",
+                self.dir.to_str().unwrap(),
+                "--warn-before",
+                "10s",
+                "--check-interval",
+                "0s",
+            ])
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let http = reqwest::blocking::Client::new();
+        let url = format!("{}/healthz", self.url);
+        wait_for(
+            "the controller to answer /healthz",
+            Duration::from_secs(120),
+            || {
+                http.get(&url)
+                    .send()
+                    .ok()
+                    .filter(|r| r.status().is_success())
+            },
+        );
+    }
+
+    /// SIGKILL: no shutdown handler runs.
+    fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            c.kill().unwrap();
+            c.wait().unwrap();
+        }
+    }
+
+    fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.dir.join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin())
+            .args(args)
+            .env("V6LAB_CONTROLLER", &self.url)
+            .env("V6LAB_STATE_DIR", &self.dir)
+            .output()
+            .unwrap()
+    }
+
+    fn class_create(
+        &mut self,
+        topology_name: &str,
+        class: &str,
+        students: usize,
+        lifetime: &str,
+    ) -> Value {
+        let t = topology(topology_name);
+        let n = students.to_string();
+        let o = self.cli(&[
+            "class",
+            "create",
+            t.to_str().unwrap(),
+            "--students",
+            &n,
+            "--lifetime",
+            lifetime,
+            "--name",
+            class,
+            "--output",
+            "json",
+        ]);
+        assert!(
+            o.status.success(),
+            "class create: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        self.classes.push(class.to_owned());
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    fn class_show(&self, class: &str) -> Option<Value> {
+        let o = self.cli(&["class", "show", class, "--output", "json"]);
+        o.status
+            .success()
+            .then(|| serde_json::from_slice(&o.stdout).unwrap())
+    }
+
+    fn wait_ready(&self, class: &str, n: usize) -> Value {
+        wait_for(
+            &format!("{n} ready labs in class {class}"),
+            Duration::from_secs(180),
+            || {
+                let v = self.class_show(class)?;
+                let ready = v["labs"]
+                    .as_array()?
+                    .iter()
+                    .filter(|l| l["state"] == "ready")
+                    .count();
+                (ready == n).then_some(v)
+            },
+        )
+    }
+
+    fn request(&self, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+        let http = reqwest::blocking::Client::new();
+        let mut r = http.request(method.parse().unwrap(), format!("{}{path}", self.url));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if method == "POST" {
+            r = r.header("content-type", "application/json").body("{}");
+        }
+        let resp = r.send().unwrap();
+        (resp.status().as_u16(), resp.text().unwrap())
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill9();
+        // Remove every lab of this test's classes.
+        let o = Command::new(bin())
+            .args(["ls", "--output", "json"])
+            .output()
+            .unwrap();
+        let labs: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+        for l in labs.as_array().into_iter().flatten() {
+            let name = l["lab"].as_str().unwrap_or("");
+            if self
+                .classes
+                .iter()
+                .any(|c| name.starts_with(&format!("{c}-")))
+            {
+                let _ = v6lab(&["down", name, "--quiet"]);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// Labs (by the runtime's labels) whose name starts with `class-`: (name, nodes, running).
+fn runtime_labs(class: &str) -> Vec<(String, u64, u64)> {
+    let o = Command::new(bin())
+        .args(["ls", "--output", "json"])
+        .output()
+        .unwrap();
+    assert!(o.status.success());
+    let labs: Value = serde_json::from_slice(&o.stdout).unwrap();
+    labs.as_array()
+        .unwrap()
+        .iter()
+        .filter(|l| l["lab"].as_str().unwrap().starts_with(&format!("{class}-")))
+        .map(|l| {
+            (
+                l["lab"].as_str().unwrap().to_owned(),
+                l["nodes"].as_u64().unwrap(),
+                l["running"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+fn class_name(tag: &str) -> String {
+    format!("c{}{tag}", std::process::id() % 100_000)
+}
+
+#[test]
+fn student_tokens_open_only_their_own_lab() {
+    let mut s = Serve::start("tokens");
+    let class = class_name("tok");
+    s.class_create("ipv6-basics", &class, 3, "15m");
+    let v = s.wait_ready(&class, 3);
+    let labs: Vec<(String, String)> = v["labs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_owned(),
+                l["token"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    // The runtime holds the 3 labs, whole.
+    let rt = runtime_labs(&class);
+    assert_eq!(rt.len(), 3, "{rt:?}");
+    assert!(rt.iter().all(|(_, n, r)| *n == 3 && *r == 3), "{rt:?}");
+    for (i, (lab, token)) in labs.iter().enumerate() {
+        assert!(token.len() >= 32, "token too short");
+        assert_eq!(
+            s.request("GET", &format!("/api/labs/{lab}"), Some(token)).0,
+            200
+        );
+        assert_eq!(
+            s.request("GET", &format!("/api/labs/{lab}/checks"), Some(token))
+                .0,
+            200
+        );
+        for (j, (other, _)) in labs.iter().enumerate() {
+            if i != j {
+                let (code, body) = s.request("GET", &format!("/api/labs/{other}"), Some(token));
+                assert_eq!(code, 403, "{lab}'s token opened {other}");
+                assert!(
+                    !body.contains(other.as_str()),
+                    "the refusal names the lab: {body}"
+                );
+                assert_eq!(
+                    s.request("POST", &format!("/api/labs/{other}/checks"), Some(token))
+                        .0,
+                    403
+                );
+            }
+        }
+        // Management calls are the administrator's.
+        assert_eq!(s.request("GET", "/api/classes", Some(token)).0, 403);
+        assert_eq!(
+            s.request("GET", &format!("/api/classes/{class}"), Some(token))
+                .0,
+            403
+        );
+        assert_eq!(
+            s.request("DELETE", &format!("/api/classes/{class}"), Some(token))
+                .0,
+            403
+        );
+        assert_eq!(s.request("GET", "/api/labs", Some(token)).0, 403);
+        // A lab that does not exist looks exactly like someone else's.
+        let (code, body) = s.request("GET", "/api/labs/no-such-lab", Some(token));
+        let (code2, body2) = s.request(
+            "GET",
+            &format!("/api/labs/{}", labs[(i + 1) % 3].0),
+            Some(token),
+        );
+        assert_eq!((code, body), (code2, body2));
+    }
+    // Wrong or missing tokens: refused, without telling which labs exist.
+    let existing = &labs[0].0;
+    let wrong = "v6s_0000000000000000000000000000000000000000000000000000000000000000";
+    let a = s.request("GET", &format!("/api/labs/{existing}"), Some(wrong));
+    let b = s.request("GET", "/api/labs/no-such-lab", Some(wrong));
+    let c = s.request("GET", &format!("/api/labs/{existing}"), None);
+    assert_eq!(a.0, 401);
+    assert_eq!(a, b);
+    assert_eq!(c.0, 401);
+    assert_eq!(s.request("GET", "/api/classes", None).0, 401);
+    // The administrator sees everything.
+    let admin = s.admin_token();
+    assert_eq!(
+        s.request("GET", &format!("/api/labs/{existing}"), Some(&admin))
+            .0,
+        200
+    );
+    assert_eq!(s.request("GET", "/api/classes", Some(&admin)).0, 200);
+    // Tokens never reach the log.
+    let log = std::fs::read_to_string(s.dir.join("serve.log")).unwrap();
+    for (_, t) in &labs {
+        assert!(!log.contains(t.as_str()), "a student token is in the log");
+    }
+    assert!(
+        !log.contains(&admin),
+        "the administrator token is in the log"
+    );
+    // Deleting the class removes every lab.
+    let o = s.cli(&["class", "delete", &class]);
+    assert!(o.status.success());
+    wait_for(
+        "the class's labs to be removed",
+        Duration::from_secs(60),
+        || runtime_labs(&class).is_empty().then_some(()),
+    );
+    for (lab, _) in &labs {
+        assert_eq!(leftovers(lab), Vec::<String>::new());
+    }
+}
+
+#[test]
+fn expired_class_is_gone_within_10_seconds() {
+    let mut s = Serve::start("expiry");
+    let class = class_name("exp");
+    s.class_create("ipv6-basics", &class, 2, "20s");
+    let v = s.wait_ready(&class, 2);
+    let expires = v["expires"].as_i64().unwrap();
+    let labs: Vec<String> = v["labs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        now() < expires,
+        "the labs took the whole lifetime to come up"
+    );
+    wait_for(
+        "the expired labs to disappear",
+        Duration::from_secs(60),
+        || labs.iter().all(|l| leftovers(l).is_empty()).then_some(()),
+    );
+    let gone = now();
+    assert!(
+        gone <= expires + 10,
+        "gone {}s after expiry",
+        gone - expires
+    );
+    assert!(gone >= expires, "removed before expiry");
+    let o = s.cli(&["events", "--output", "json"]);
+    let events = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        events.contains("\"kind\":\"expiring\""),
+        "no warning before expiry: {events}"
+    );
+    assert!(
+        events.contains("\"kind\":\"expired\""),
+        "no expiry event: {events}"
+    );
+}
+
+#[test]
+fn killed_controller_converges_after_restart() {
+    let mut s = Serve::start("crash");
+    let class = class_name("crash");
+    s.class_create("ipv6-basics", &class, 4, "15m");
+    // Kill it while the class is being created: some containers exist, not every lab is ready.
+    wait_for("creation to start", Duration::from_secs(60), || {
+        let labs = runtime_labs(&class);
+        (!labs.is_empty()).then_some(())
+    });
+    s.kill9();
+    let half: Vec<(String, u64, u64)> = runtime_labs(&class);
+    let v_before = s.class_show(&class);
+    assert!(
+        v_before.is_none(),
+        "the controller is dead, the API must be too"
+    );
+    s.spawn();
+    let v = s.wait_ready(&class, 4);
+    let want: Vec<String> = v["labs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| l["name"].as_str().unwrap().to_owned())
+        .collect();
+    // Converged: every desired lab whole, nothing half-made, nothing else of the class.
+    wait_for("every lab whole", Duration::from_secs(60), || {
+        let rt = runtime_labs(&class);
+        (rt.len() == 4
+            && rt
+                .iter()
+                .all(|(l, n, r)| *n == 3 && *r == 3 && want.contains(l)))
+        .then_some(())
+    });
+    for l in &want {
+        let o = v6lab(&["exec", l, "r1", "--", "true"]);
+        assert!(o.status.success(), "{l} is not usable");
+    }
+    eprintln!("at the kill: {half:?}");
+}
+
+#[test]
+fn lab_expired_while_controller_was_down_is_removed_at_start() {
+    let mut s = Serve::start("down");
+    let class = class_name("dn");
+    s.class_create("ipv6-basics", &class, 1, "12s");
+    let v = s.wait_ready(&class, 1);
+    let expires = v["expires"].as_i64().unwrap();
+    let lab = v["labs"][0]["name"].as_str().unwrap().to_owned();
+    s.kill9();
+    // The lifetime ends while no controller runs: nothing removes the lab.
+    wait_for("the lifetime to end", Duration::from_secs(60), || {
+        (now() > expires + 1).then_some(())
+    });
+    assert!(
+        !leftovers(&lab).is_empty(),
+        "the lab vanished without a controller"
+    );
+    s.spawn();
+    wait_for(
+        "the expired lab to be removed at start-up",
+        Duration::from_secs(15),
+        || leftovers(&lab).is_empty().then_some(()),
+    );
+}
