@@ -34,7 +34,7 @@ pub enum Principal {
     Student(String),
 }
 
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub StatusCode, pub String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -59,7 +59,7 @@ fn internal(e: impl std::fmt::Display) -> ApiError {
 }
 
 impl Api {
-    fn token(headers: &HeaderMap) -> Option<&str> {
+    pub fn token(headers: &HeaderMap) -> Option<&str> {
         headers
             .get(header::AUTHORIZATION)?
             .to_str()
@@ -69,7 +69,7 @@ impl Api {
     }
 
     /// Authenticates a request. Never tells whether a lab exists.
-    fn auth(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<Principal, ApiError> {
+    pub fn auth(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<Principal, ApiError> {
         if self.limit.blocked(peer.ip()) {
             return Err(err(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -112,7 +112,7 @@ impl Api {
         Err(fail())
     }
 
-    fn admin(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<(), ApiError> {
+    pub fn admin(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<(), ApiError> {
         match self.auth(headers, peer)? {
             Principal::Admin => Ok(()),
             Principal::Student(_) => Err(forbidden()),
@@ -152,6 +152,7 @@ pub fn router(api: Api) -> Router {
         )
         .route("/api/events", get(events))
         .route("/api/admin/rotate-token", post(rotate_token))
+        .merge(crate::web::router())
         .with_state(api)
 }
 

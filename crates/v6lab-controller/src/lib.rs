@@ -6,4 +6,6 @@ pub mod auth;
 pub mod controller;
 pub mod metrics;
 pub mod reconcile;
+pub mod ssh;
 pub mod store;
+pub mod web;
