@@ -6,6 +6,7 @@
 
 pub mod check;
 pub mod diagnostic;
+pub mod graph;
 pub mod load;
 pub mod plan;
 pub mod render;

@@ -46,3 +46,33 @@ fn planning_is_deterministic_for_samples() {
         assert_eq!(a, b);
     }
 }
+
+#[test]
+fn sample_pictures_match_their_snapshots() {
+    for f in samples() {
+        let name = f.file_stem().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(&f).unwrap();
+        let (_, plan) = v6lab_core::plan_source("x", &bytes)
+            .map_err(|e| e.1.render(&e.0.text))
+            .unwrap();
+        let svg = v6lab_core::graph::svg(&plan);
+        // Every segment and node is drawn, with its family's colour.
+        for s in &plan.segments {
+            assert!(
+                svg.contains(&format!("data-segment=\"{}\"", s.name)),
+                "{name}: segment {} missing",
+                s.name
+            );
+            assert!(svg.contains(v6lab_core::graph::segment_style(s).0));
+        }
+        for n in &plan.nodes {
+            assert!(
+                svg.contains(&format!("data-node=\"{}\"", n.name)),
+                "{name}: node {} missing",
+                n.name
+            );
+        }
+        insta::assert_snapshot!(format!("{name}-dot"), v6lab_core::graph::dot(&plan));
+        insta::assert_snapshot!(format!("{name}-mermaid"), v6lab_core::graph::mermaid(&plan));
+    }
+}

@@ -613,3 +613,29 @@ pub async fn solve(lab: String, exercise: String) -> Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+pub async fn graph(target: String, format: crate::topology_cmd::GraphFormat) -> Result<ExitCode> {
+    let path = std::path::Path::new(&target);
+    let plan = if path.is_file() {
+        match load_plan(path)? {
+            Ok((_, plan)) => plan,
+            Err((src, d)) => {
+                eprint!("{}", d.render(&src.text));
+                return Ok(ExitCode::from(crate::EXIT_INVALID));
+            }
+        }
+    } else {
+        let docker = connect().await?;
+        match running_plan(&docker, &target).await? {
+            Some(p) => p,
+            None => {
+                eprintln!(
+                    "error: `{target}` is neither a topology file nor a running lab (see `v6lab ls`)"
+                );
+                return Ok(ExitCode::from(2));
+            }
+        }
+    };
+    print!("{}", crate::topology_cmd::draw(&plan, format));
+    Ok(ExitCode::SUCCESS)
+}

@@ -59,6 +59,13 @@ enum Command {
     },
     /// Print the JSON Schema of topology files (for editor completion and checking).
     Schema,
+    /// Draw a topology (a file) or a running lab: SVG, Graphviz DOT or Mermaid.
+    Graph {
+        /// A topology file, or the name of a running lab.
+        target: String,
+        #[arg(long, value_enum, default_value = "svg")]
+        format: topology_cmd::GraphFormat,
+    },
     /// Start a lab from a topology file.
     Up(lab_cmd::UpArgs),
     /// Remove a lab (or every lab with --all): containers, bridges, veths. Safe to repeat.
@@ -138,6 +145,7 @@ fn main() -> ExitCode {
             files,
         } => topology_cmd::plan(&file, output, node.as_deref(), files),
         Command::Schema => topology_cmd::schema(),
+        Command::Graph { target, format } => lab_cmd::run(lab_cmd::graph(target, format)),
         Command::Up(a) => lab_cmd::run(lab_cmd::up(a)),
         Command::Down(a) => lab_cmd::run(lab_cmd::down(a)),
         Command::Ls { output } => lab_cmd::run(lab_cmd::ls(output)),

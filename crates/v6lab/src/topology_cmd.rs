@@ -111,3 +111,18 @@ pub fn schema() -> Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum GraphFormat {
+    Svg,
+    Dot,
+    Mermaid,
+}
+
+pub fn draw(plan: &Plan, format: GraphFormat) -> String {
+    match format {
+        GraphFormat::Svg => v6lab_core::graph::svg(plan),
+        GraphFormat::Dot => v6lab_core::graph::dot(plan),
+        GraphFormat::Mermaid => v6lab_core::graph::mermaid(plan),
+    }
+}
