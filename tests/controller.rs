@@ -22,6 +22,7 @@ struct Serve {
     port: u16,
     /// Class names this test made (their labs are removed at the end).
     classes: Vec<String>,
+    check_interval: String,
 }
 
 fn free_port() -> u16 {
@@ -34,6 +35,11 @@ fn free_port() -> u16 {
 
 impl Serve {
     fn start(test: &str) -> Serve {
+        Self::start_checking(test, "0s")
+    }
+
+    /// A controller that checks class labs' exercises every `interval`.
+    fn start_checking(test: &str, interval: &str) -> Serve {
         let dir = std::env::temp_dir().join(format!("v6lab-ctl-{}-{test}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -44,6 +50,7 @@ impl Serve {
             url: format!("http://127.0.0.1:{port}"),
             port,
             classes: Vec::new(),
+            check_interval: interval.to_owned(),
         };
         s.spawn();
         s
@@ -65,7 +72,7 @@ impl Serve {
                 "--warn-before",
                 "10s",
                 "--check-interval",
-                "0s",
+                &self.check_interval,
             ])
             .stdout(Stdio::null())
             .stderr(log)
@@ -440,5 +447,116 @@ fn lab_expired_while_controller_was_down_is_removed_at_start() {
         "the expired lab to be removed at start-up",
         Duration::from_secs(15),
         || leftovers(&lab).is_empty().then_some(()),
+    );
+}
+
+#[test]
+fn progress_is_checked_periodically_and_streamed_to_the_right_student() {
+    let mut s = Serve::start_checking("progress", "2s");
+    let class = class_name("prog");
+    s.class_create("ipv6-basics", &class, 2, "15m");
+    let v = s.wait_ready(&class, 2);
+    let labs: Vec<(String, String)> = v["labs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|l| {
+            (
+                l["name"].as_str().unwrap().to_owned(),
+                l["token"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let (lab_a, token_a) = labs[0].clone();
+    let (lab_b, _) = labs[1].clone();
+
+    // Student A follows the event stream (Server-Sent Events) of their lab.
+    let url = format!("{}/api/events?follow=true", s.url);
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        let resp = reqwest::blocking::Client::builder()
+            .timeout(None)
+            .build()
+            .unwrap()
+            .get(url)
+            .bearer_auth(token_a)
+            .send()
+            .unwrap();
+        for line in std::io::BufReader::new(resp).lines() {
+            let Ok(line) = line else { break };
+            if let Some(d) = line.strip_prefix("data:") {
+                if tx.send(d.trim().to_owned()).is_err() {
+                    break;
+                }
+            }
+        }
+    });
+
+    // Fresh labs: the controller finds the exercises failing.
+    let admin = s.admin_token();
+    let progress = |s: &Serve| -> Value {
+        serde_json::from_str(
+            &s.request(
+                "GET",
+                &format!("/api/classes/{class}/progress"),
+                Some(&admin),
+            )
+            .1,
+        )
+        .unwrap()
+    };
+    let status = |p: &Value, lab: &str, ex: &str| -> Option<(bool, Option<i64>)> {
+        let st = p["students"].as_array()?.iter().find(|x| x["lab"] == lab)?;
+        let e = st["exercises"]
+            .as_array()?
+            .iter()
+            .find(|e| e["exercise"] == ex)?;
+        Some((e["passed"].as_bool()?, e["first_pass"].as_i64()))
+    };
+    wait_for("a first round of checks", Duration::from_secs(90), || {
+        (status(&progress(&s), &lab_a, "slaac") == Some((false, None))).then_some(())
+    });
+
+    // Both students solve `slaac`; the board shows it, with the time of the first pass.
+    let before = now();
+    for lab in [&lab_a, &lab_b] {
+        let o = v6lab(&["solve", lab, "slaac"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let first = wait_for(
+        "slaac to pass on the board",
+        Duration::from_secs(90),
+        || match status(&progress(&s), &lab_a, "slaac") {
+            Some((true, Some(t))) => Some(t),
+            _ => None,
+        },
+    );
+    assert!(
+        first >= before - 1,
+        "first pass {first} before the solution at {before}"
+    );
+    wait_for("lab B's slaac to pass too", Duration::from_secs(90), || {
+        (status(&progress(&s), &lab_b, "slaac").map(|x| x.0) == Some(true)).then_some(())
+    });
+
+    // A's stream told A, and only about A's lab.
+    let mut seen = Vec::new();
+    let got = wait_for(
+        "the exercise-passed event on A's stream",
+        Duration::from_secs(30),
+        || {
+            while let Ok(d) = rx.try_recv() {
+                seen.push(serde_json::from_str::<Value>(&d).unwrap());
+            }
+            seen.iter()
+                .any(|e| e["kind"] == "exercise-passed" && e["lab"] == lab_a.as_str())
+                .then_some(())
+        },
+    );
+    let _ = got;
+    assert!(
+        seen.iter().all(|e| e["lab"] == lab_a.as_str()),
+        "student A saw events of other labs: {seen:?}"
     );
 }
