@@ -108,7 +108,7 @@ run_v6lab() {
   t3=$(now)
   local up down
   up=$(secs "$t0" "$t1"); down=$(secs "$t2" "$t3")
-  echo "$up $down $(awk -v a="$up" -v b="$down" 'BEGIN { printf "%.3f", a + b }') $rss $mem" >>"$tmp/v6lab.txt"
+  echo "$up $down $(awk -v a="$up" -v b="$down" -v r="$rss" 'BEGIN { printf "%.3f %.1f", a + b, r / 1024 }') $mem" >>"$tmp/v6lab.txt"
   printf 'run %d v6lab: up-until-ready %6.2fs  down %5.2fs  (%d page polls, CLI peak RSS %d KiB, lab containers %s MiB, load %s)\n' \
     "$i" "$up" "$down" "$polls" "$rss" "$mem" "$(cut -d' ' -f1 /proc/loadavg)"
 }
@@ -144,7 +144,7 @@ stats() {
   awk -v c="$2" '{ print $c }' "$1" | sort -g | awk '
     { v[NR] = $1 }
     END { m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-          printf "%.3f %.3f %.3f", m, v[1], v[NR] }'
+          printf "%.3f %.3f %.3f\n", m, v[1], v[NR] }'
 }
 row() { # tool phase file column unit
   read -r med min max < <(stats "$3" "$4")
@@ -169,6 +169,6 @@ awk -v pu="$(med "$tmp/peer.txt" 1)" -v vu="$(med "$tmp/v6lab.txt" 1)" \
   printf "ratio of medians, peer / v6lab (above 1: v6lab is faster)\n"
   printf "  up-until-ready %.2f\n  down           %.2f\n  total          %.2f\n", pu / vu, pd / vd, pt / vt }'
 echo
-row v6lab "CLI peak RSS" "$tmp/v6lab.txt" 4 "KiB (v6lab up, /usr/bin/time -v)"
+row v6lab "CLI peak RSS" "$tmp/v6lab.txt" 4 "MiB (the \`v6lab up\` process, /usr/bin/time -v)"
 row v6lab "containers mem" "$tmp/v6lab.txt" 5 "MiB (sum over the lab's 3 containers once ready, docker stats)"
 row peer "containers mem" "$tmp/peer.txt" 5 "MiB (same, the peer's 3 containers)"
