@@ -394,7 +394,8 @@ pub(crate) fn render_nodes(
                         &json!({"node": name, "interfaces": ra_ifaces}),
                     ),
                 );
-                let s = render("radvd.sh", &json!({"node": name}));
+                let names: Vec<&serde_json::Value> = ra_ifaces.iter().map(|i| &i["name"]).collect();
+                let s = render("radvd.sh", &json!({"node": name, "interfaces": names}));
                 b.part(
                     "radvd",
                     "Router Advertisements (radvd)".into(),

@@ -75,7 +75,11 @@ pub fn lab_spec(
             }
             let start = match apply {
                 Apply::Exercises => vec![vec!["sh".to_string(), UP_SCRIPT.to_string()]],
-                Apply::Complete => n.parts.iter().map(|p| vec!["sh".to_string(), p.script.clone()]).collect(),
+                // One exec for every part: each exec costs a round trip to the engine.
+                Apply::Complete => {
+                    let all: Vec<String> = n.parts.iter().map(|p| format!("sh {}", p.script)).collect();
+                    vec![vec!["sh".to_string(), "-ec".to_string(), all.join("\n")]]
+                }
             };
             NodeSpec {
                 name: n.name.clone(),
@@ -159,13 +163,10 @@ mod tests {
         assert!(h1.probes.iter().any(|x| x.description.contains("SLAAC")));
         let r1 = s.nodes.iter().find(|n| n.name == "r1").unwrap();
         assert!(r1.probes.iter().any(|x| x.description == "radvd running"));
-        assert_eq!(
-            r1.start.len(),
-            r1.files
-                .iter()
-                .filter(|f| f.path.contains("/parts/"))
-                .count()
-        );
+        assert_eq!(r1.start.len(), 1, "every part in one exec");
+        for f in r1.files.iter().filter(|f| f.path.contains("/parts/")) {
+            assert!(r1.start[0][2].contains(&format!("sh {}", f.path)), "{} not run", f.path);
+        }
     }
 
     #[test]
