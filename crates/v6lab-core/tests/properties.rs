@@ -90,6 +90,13 @@ proptest! {
             _ => prop_assert!(false, "non-deterministic validity"),
         }
         let (_, plan) = a.unwrap();
+        // Explicit prefixes win.
+        for (i, seg) in segs.iter().enumerate() {
+            if let (Some(x), true) = (seg.explicit6, seg.family % 3 != 2) {
+                let want: Ipv6Net = format!("2001:db8:{x:x}::/64").parse().unwrap();
+                prop_assert_eq!(plan.segments[i].ipv6, Some(want));
+            }
+        }
         let mut nets: Vec<IpNet> = Vec::new();
         for s in &plan.segments {
             if let Some(p) = s.ipv6 {
