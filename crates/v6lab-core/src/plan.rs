@@ -914,6 +914,10 @@ impl<'t> Planner<'t> {
                     if forwarding { "1" } else { "0" }.into(),
                 );
                 sysctls.insert(format!("net.ipv6.conf.{k}.use_tempaddr"), "0".into());
+                // Optimistic DAD (RFC 4429): addresses are usable while duplicate address
+                // detection runs, as on many current hosts; DAD itself still happens.
+                sysctls.insert(format!("net.ipv6.conf.{k}.optimistic_dad"), "1".into());
+                sysctls.insert(format!("net.ipv6.conf.{k}.use_optimistic"), "1".into());
             }
             sysctls.insert("net.ipv6.conf.default.addr_gen_mode".into(), "0".into());
             // Servers keep the addresses the plan gives them: RAs give them routes, not addresses.

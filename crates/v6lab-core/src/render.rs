@@ -140,6 +140,14 @@ fn probe(description: impl Into<String>, command: impl Into<String>) -> ProbePla
     }
 }
 
+/// A shell test that an IPv6 address (a line of `ip -o addr` matching `needle`) is usable: DAD
+/// done, or still running optimistically (RFC 4429), and not failed.
+pub fn usable6(dev: &str, needle: &str) -> String {
+    format!(
+        "a=$(ip -6 -o addr show dev {dev} | grep -F -- '{needle}'); [ -n \"$a\" ] && ! echo \"$a\" | grep -q dadfailed && {{ ! echo \"$a\" | grep -q tentative || echo \"$a\" | grep -q optimistic; }}"
+    )
+}
+
 fn process_probe(name: &str) -> ProbePlan {
     probe(
         format!("{name} running"),
@@ -190,13 +198,7 @@ pub(crate) fn render_nodes(
                         &json!({"title": title, "family": "ipv6", "mode": "static", "address": address.to_string(), "iface": i.name}),
                     );
                     let a = address.addr();
-                    let pr = probe(
-                        format!("{a} configured on {} (DAD done)", i.name),
-                        format!(
-                            "ip -6 -o addr show dev {} | grep -v tentative | grep -q ' {a}/'",
-                            i.name
-                        ),
-                    );
+                    let pr = probe(format!("{a} usable on {}", i.name), usable6(&i.name, &format!(" {a}/")));
                     b.part(&format!("{}.ipv6", i.name), title, s, vec![pr]);
                 }
                 Assign6::Dhcpv6 { prefix } => {

@@ -34,7 +34,7 @@ pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Default number of nodes created, wired or removed at once.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 /// How often a failing probe is retried.
-const PROBE_INTERVAL: Duration = Duration::from_millis(200);
+const PROBE_INTERVAL: Duration = Duration::from_millis(100);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -720,42 +720,59 @@ impl Docker {
         }
     }
 
+    /// Polls a node's probes until all pass. One exec per round runs the probes in order and
+    /// stops at the first failing one (each exec is a round trip to the engine).
     async fn await_probes(
         &self,
         lab: &str,
         node: &NodeSpec,
         emit: &(dyn Fn(EventKind) + Sync),
     ) -> Result<(), Error> {
-        let deadline = Instant::now() + self.probe_timeout;
-        for probe in &node.probes {
-            emit(EventKind::NodeWaiting {
-                node: node.name.clone(),
-                probe: probe.description.clone(),
-            });
-            loop {
-                let left = deadline.saturating_duration_since(Instant::now());
-                let last_output =
-                    match tokio::time::timeout(left, self.exec(lab, &node.name, &probe.argv)).await
-                    {
-                        Ok(Ok(out)) if out.exit_code == 0 => break,
-                        Ok(Ok(out)) => out.combined(),
-                        Ok(Err(e)) => return Err(e),
-                        Err(_) => "(the probe command was still running at the deadline)".into(),
-                    };
-                if Instant::now() + PROBE_INTERVAL > deadline {
-                    return Err(Error::ProbeTimeout(Box::new(ProbeTimeout {
-                        lab: lab.to_string(),
-                        node: node.name.clone(),
-                        probe: probe.description.clone(),
-                        command: show_argv(&probe.argv),
-                        timeout: self.probe_timeout,
-                        last_output,
-                    })));
-                }
-                tokio::time::sleep(PROBE_INTERVAL).await;
-            }
+        if node.probes.is_empty() {
+            return Ok(());
         }
-        Ok(())
+        let deadline = Instant::now() + self.probe_timeout;
+        let script: String = node
+            .probes
+            .iter()
+            .enumerate()
+            .map(|(i, p)| format!("{} >/dev/null 2>&1 || {{ echo {i}; exit 1; }}\n", shell_words(&p.argv)))
+            .collect();
+        let argv = vec!["sh".to_string(), "-c".to_string(), script];
+        let mut waiting: Option<usize> = None;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            let failing = match tokio::time::timeout(left, self.exec(lab, &node.name, &argv)).await {
+                Ok(Ok(out)) if out.exit_code == 0 => return Ok(()),
+                Ok(Ok(out)) => out.stdout.trim().parse::<usize>().ok().filter(|i| *i < node.probes.len()).unwrap_or(0),
+                Ok(Err(e)) => return Err(e),
+                Err(_) => waiting.unwrap_or(0),
+            };
+            if waiting != Some(failing) {
+                waiting = Some(failing);
+                emit(EventKind::NodeWaiting {
+                    node: node.name.clone(),
+                    probe: node.probes[failing].description.clone(),
+                });
+            }
+            if Instant::now() + PROBE_INTERVAL > deadline {
+                let probe = &node.probes[failing];
+                // The failing probe once more, alone, for what it prints.
+                let last_output = match tokio::time::timeout(Duration::from_secs(5), self.exec(lab, &node.name, &probe.argv)).await {
+                    Ok(Ok(out)) => out.combined(),
+                    _ => "(the probe command did not finish)".into(),
+                };
+                return Err(Error::ProbeTimeout(Box::new(ProbeTimeout {
+                    lab: lab.to_string(),
+                    node: node.name.clone(),
+                    probe: probe.description.clone(),
+                    command: show_argv(&probe.argv),
+                    timeout: self.probe_timeout,
+                    last_output,
+                })));
+            }
+            tokio::time::sleep(PROBE_INTERVAL).await;
+        }
     }
 
     async fn list_containers(
@@ -1023,5 +1040,24 @@ impl Docker {
         }
         status.segments.sort_by(|a, b| a.bridge.cmp(&b.bridge));
         Ok(status)
+    }
+}
+
+/// An argv as one shell command line (each word single-quoted).
+fn shell_words(argv: &[String]) -> String {
+    argv.iter().map(|w| format!("'{}'", w.replace('\'', "'\\''"))).collect::<Vec<_>>().join(" ")
+}
+
+#[cfg(test)]
+mod shell_words_tests {
+    use super::shell_words;
+
+    #[test]
+    fn quotes_every_word() {
+        let argv = vec!["sh".to_string(), "-c".to_string(), "echo 'hi' | grep -q h".to_string()];
+        let line = shell_words(&argv);
+        assert_eq!(line, r#"'sh' '-c' 'echo '\''hi'\'' | grep -q h'"#);
+        let out = std::process::Command::new("sh").arg("-c").arg(&line).status().unwrap();
+        assert!(out.success());
     }
 }

@@ -63,10 +63,7 @@ pub fn lab_spec(
                     _ => None,
                 };
                 if let Some((what, needle)) = wait {
-                    let cmd = format!(
-                        "ip -6 -o addr show dev {} scope global | grep -v tentative | grep -q '{needle}'",
-                        i.name
-                    );
+                    let cmd = v6lab_core::render::usable6(&i.name, &needle);
                     probes.push(Probe {
                         description: format!("{what} on {}", i.name),
                         argv: vec!["sh".into(), "-c".into(), cmd],
