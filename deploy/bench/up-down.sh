@@ -36,6 +36,7 @@ cleanup() {
   [ "$cleaned" = 1 ] && return
   cleaned=1
   if [ -x "$V6LAB" ]; then "$V6LAB" down "$LAB" --quiet >/dev/null 2>&1 || say "warning: \`v6lab down $LAB\` failed"; fi
+  if [ -x "$V6LAB" ]; then "$V6LAB" down bench-forty --quiet >/dev/null 2>&1 || true; fi
   if [ -f "$peer_dir/docker-compose.yml" ] && command -v docker-compose >/dev/null; then
     (cd "$peer_dir" && docker-compose -p "$PEER_PROJECT" down -t 0 >/dev/null 2>&1) || say "warning: removing the compose peer failed"
   fi
@@ -172,3 +173,24 @@ echo
 row v6lab "CLI peak RSS" "$tmp/v6lab.txt" 4 "MiB (the \`v6lab up\` process, /usr/bin/time -v)"
 row v6lab "containers mem" "$tmp/v6lab.txt" 5 "MiB (sum over the lab's 3 containers once ready, docker stats)"
 row peer "containers mem" "$tmp/peer.txt" 5 "MiB (same, the peer's 3 containers)"
+
+# A generated 40-node lab: 4 routers, 36 hosts on 4 IPv6-only LANs and a dual-stack core; time
+# per node of `up` (until every node is ready) and of `down`.
+big=$tmp/forty.yaml
+{
+  echo "name: bench-forty"
+  echo "segments:"
+  echo "  core: {family: dual-stack, ra: none}"
+  for s in 1 2 3 4; do echo "  lan$s: ipv6-only"; done
+  echo "nodes:"
+  for r in 1 2 3 4; do printf '  r%s: {role: router, interfaces: {eth1: core, eth2: lan%s}}\n' "$r" "$r"; done
+  for h in $(seq 1 36); do printf '  h%s: {role: host, interfaces: {eth1: lan%s}}\n' "$h" $(( (h - 1) % 4 + 1 )); done
+} > "$big"
+"$V6LAB" down bench-forty --quiet >/dev/null 2>&1 || true
+t0=$(date +%s%N)
+"$V6LAB" up "$big" --quiet
+t1=$(date +%s%N)
+"$V6LAB" down bench-forty --quiet
+t2=$(date +%s%N)
+awk -v up=$(( (t1 - t0) / 1000000 )) -v down=$(( (t2 - t1) / 1000000 )) 'BEGIN {
+  printf "\n40-node lab (4 routers, 36 SLAAC hosts): up %.1f s (%.0f ms per node), down %.1f s (%.0f ms per node)\n", up / 1000, up / 40, down / 1000, down / 40 }'
