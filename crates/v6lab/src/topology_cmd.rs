@@ -43,12 +43,12 @@ pub fn validate(path: &Path, output: Output) -> Result<ExitCode> {
         Ok((src, plan)) => {
             match output {
                 Output::Text => println!(
-                    "{}: valid — lab `{}`, {} segments, {} nodes, {} exercises",
+                    "{}: valid — lab `{}`, {}, {}, {}",
                     src.file,
                     plan.name,
-                    plan.segments.len(),
-                    plan.nodes.len(),
-                    plan.exercises.len()
+                    count(plan.segments.len(), "segment"),
+                    count(plan.nodes.len(), "node"),
+                    count(plan.exercises.len(), "exercise")
                 ),
                 Output::Json => println!(
                     "{}",
@@ -125,4 +125,8 @@ pub fn draw(plan: &Plan, format: GraphFormat) -> String {
         GraphFormat::Dot => v6lab_core::graph::dot(plan),
         GraphFormat::Mermaid => v6lab_core::graph::mermaid(plan),
     }
+}
+
+fn count(n: usize, what: &str) -> String {
+    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
