@@ -8,17 +8,14 @@ use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// Where the controller is and who we are.
+/// Where the controller is and who we are: flags, then environment, then the config file
+/// (`~/.config/v6lab/client.conf`, else `/etc/v6lab/client.conf`: `controller = URL` and
+/// `token = TOKEN` lines), then the local controller's defaults.
 #[derive(Args, Clone)]
 pub struct Remote {
-    /// The controller's URL.
-    #[arg(
-        long,
-        global = true,
-        env = "V6LAB_CONTROLLER",
-        default_value = "http://127.0.0.1:7464"
-    )]
-    pub controller: String,
+    /// The controller's URL [default: http://127.0.0.1:7464].
+    #[arg(long, global = true, env = "V6LAB_CONTROLLER")]
+    pub controller: Option<String>,
     /// Token (the administrator's); default: the state directory's admin.token when readable.
     #[arg(long, global = true, env = "V6LAB_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
@@ -80,16 +77,41 @@ struct Client {
     http: reqwest::Client,
 }
 
+/// `key = value` lines of the first client config file found; `#` starts a comment.
+fn config_file() -> Vec<(String, String)> {
+    let home = std::env::var_os("XDG_CONFIG_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
+    let candidates = home.map(|h| h.join("v6lab/client.conf")).into_iter().chain([PathBuf::from("/etc/v6lab/client.conf")]);
+    for c in candidates {
+        if let Ok(text) = std::fs::read_to_string(&c) {
+            return parse_config(&text);
+        }
+    }
+    Vec::new()
+}
+
+fn parse_config(text: &str) -> Vec<(String, String)> {
+    text.lines()
+        .map(|l| l.split('#').next().unwrap_or("").trim())
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.trim().to_owned(), v.trim().trim_matches('"').to_owned()))
+        .collect()
+}
+
 impl Client {
     fn new(r: &Remote) -> Result<Client> {
-        let token = match &r.token {
-            Some(t) => t.clone(),
+        let file = config_file();
+        let from_file = |key: &str| file.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
+        let base = r.controller.clone().or_else(|| from_file("controller")).unwrap_or_else(|| "http://127.0.0.1:7464".into());
+        let token = match r.token.clone().or_else(|| from_file("token")) {
+            Some(t) => t,
             None => std::fs::read_to_string(r.state_dir.join("admin.token"))
                 .map(|t| t.trim().to_owned())
-                .map_err(|_| anyhow!("no token: give --token or V6LAB_TOKEN (the controller printed the administrator token at first start; it is in {}/admin.token)", r.state_dir.display()))?,
+                .map_err(|_| anyhow!("no token: give --token, V6LAB_TOKEN or `token = ...` in ~/.config/v6lab/client.conf (the controller keeps the administrator token in {}/admin.token)", r.state_dir.display()))?,
         };
         Ok(Client {
-            base: r.controller.trim_end_matches('/').to_owned(),
+            base: base.trim_end_matches('/').to_owned(),
             token,
             http: reqwest::Client::new(),
         })
@@ -417,4 +439,13 @@ pub async fn check_class(remote: Remote, class: String, output: Output) -> Resul
     } else {
         ExitCode::from(1)
     })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn config_lines() {
+        let c = super::parse_config("# v6lab client\ncontroller = http://lab.example:7464\ntoken=\"v6a_x\" # admin\n\nnonsense\n");
+        assert_eq!(c, vec![("controller".into(), "http://lab.example:7464".into()), ("token".into(), "v6a_x".into())]);
+    }
 }
