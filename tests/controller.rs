@@ -485,10 +485,10 @@ fn progress_is_checked_periodically_and_streamed_to_the_right_student() {
             .unwrap();
         for line in std::io::BufReader::new(resp).lines() {
             let Ok(line) = line else { break };
-            if let Some(d) = line.strip_prefix("data:") {
-                if tx.send(d.trim().to_owned()).is_err() {
-                    break;
-                }
+            if let Some(d) = line.strip_prefix("data:")
+                && tx.send(d.trim().to_owned()).is_err()
+            {
+                break;
             }
         }
     });
@@ -542,7 +542,7 @@ fn progress_is_checked_periodically_and_streamed_to_the_right_student() {
 
     // A's stream told A, and only about A's lab.
     let mut seen = Vec::new();
-    let got = wait_for(
+    wait_for(
         "the exercise-passed event on A's stream",
         Duration::from_secs(30),
         || {
@@ -554,7 +554,6 @@ fn progress_is_checked_periodically_and_streamed_to_the_right_student() {
                 .then_some(())
         },
     );
-    let _ = got;
     assert!(
         seen.iter().all(|e| e["lab"] == lab_a.as_str()),
         "student A saw events of other labs: {seen:?}"
