@@ -23,7 +23,11 @@ fn topology(segments: usize, nodes: usize) -> String {
         }
     }
     for h in 0..nodes - routers {
-        let _ = writeln!(y, "  h{h}: {{role: host, interfaces: {{eth1: s{}}}}}", h % segments);
+        let _ = writeln!(
+            y,
+            "  h{h}: {{role: host, interfaces: {{eth1: s{}}}}}",
+            h % segments
+        );
     }
     y.push_str(
         "exercises:\n  - id: one\n    title: One\n    student: [r0/radvd]\n    checks:\n      - {node: h0, slaac: s0}\n  - id: two\n    title: Two\n    student: [r1/radvd]\n    checks:\n      - {node: h1, ping: r1}\n",
@@ -38,15 +42,28 @@ fn main() {
     let mut plan = None;
     for _ in 0..runs {
         let t = Instant::now();
-        let p = v6lab_core::plan_source("bench.yaml", text.as_bytes()).map_err(|(s, d)| d.render(&s.text)).expect("the generated topology is valid");
+        let p = v6lab_core::plan_source("bench.yaml", text.as_bytes())
+            .map_err(|(s, d)| d.render(&s.text))
+            .expect("the generated topology is valid");
         times.push(t.elapsed());
         plan = Some(p.1);
     }
     times.sort();
     let plan = plan.expect("ran");
     let files: usize = plan.nodes.iter().map(|n| n.files.len()).sum();
-    println!("parse + validate + plan: {} nodes, {} segments, {} rendered files, {} KiB of YAML", plan.nodes.len(), plan.segments.len(), files, text.len() / 1024);
-    println!("  median {:.1} ms, min {:.1} ms, max {:.1} ms over {runs} runs (goal: under 50 ms on 2 cores)", ms(times[runs / 2]), ms(times[0]), ms(times[runs - 1]));
+    println!(
+        "parse + validate + plan: {} nodes, {} segments, {} rendered files, {} KiB of YAML",
+        plan.nodes.len(),
+        plan.segments.len(),
+        files,
+        text.len() / 1024
+    );
+    println!(
+        "  median {:.1} ms, min {:.1} ms, max {:.1} ms over {runs} runs (goal: under 50 ms on 2 cores)",
+        ms(times[runs / 2]),
+        ms(times[0]),
+        ms(times[runs - 1])
+    );
 }
 
 fn ms(d: std::time::Duration) -> f64 {

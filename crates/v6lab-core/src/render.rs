@@ -198,7 +198,10 @@ pub(crate) fn render_nodes(
                         &json!({"title": title, "family": "ipv6", "mode": "static", "address": address.to_string(), "iface": i.name}),
                     );
                     let a = address.addr();
-                    let pr = probe(format!("{a} usable on {}", i.name), usable6(&i.name, &format!(" {a}/")));
+                    let pr = probe(
+                        format!("{a} usable on {}", i.name),
+                        usable6(&i.name, &format!(" {a}/")),
+                    );
                     b.part(&format!("{}.ipv6", i.name), title, s, vec![pr]);
                 }
                 Assign6::Dhcpv6 { prefix } => {

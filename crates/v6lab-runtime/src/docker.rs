@@ -736,15 +736,27 @@ impl Docker {
             .probes
             .iter()
             .enumerate()
-            .map(|(i, p)| format!("{} >/dev/null 2>&1 || {{ echo {i}; exit 1; }}\n", shell_words(&p.argv)))
+            .map(|(i, p)| {
+                format!(
+                    "{} >/dev/null 2>&1 || {{ echo {i}; exit 1; }}\n",
+                    shell_words(&p.argv)
+                )
+            })
             .collect();
         let argv = vec!["sh".to_string(), "-c".to_string(), script];
         let mut waiting: Option<usize> = None;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
-            let failing = match tokio::time::timeout(left, self.exec(lab, &node.name, &argv)).await {
+            let failing = match tokio::time::timeout(left, self.exec(lab, &node.name, &argv)).await
+            {
                 Ok(Ok(out)) if out.exit_code == 0 => return Ok(()),
-                Ok(Ok(out)) => out.stdout.trim().parse::<usize>().ok().filter(|i| *i < node.probes.len()).unwrap_or(0),
+                Ok(Ok(out)) => out
+                    .stdout
+                    .trim()
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|i| *i < node.probes.len())
+                    .unwrap_or(0),
                 Ok(Err(e)) => return Err(e),
                 Err(_) => waiting.unwrap_or(0),
             };
@@ -758,7 +770,12 @@ impl Docker {
             if Instant::now() + PROBE_INTERVAL > deadline {
                 let probe = &node.probes[failing];
                 // The failing probe once more, alone, for what it prints.
-                let last_output = match tokio::time::timeout(Duration::from_secs(5), self.exec(lab, &node.name, &probe.argv)).await {
+                let last_output = match tokio::time::timeout(
+                    Duration::from_secs(5),
+                    self.exec(lab, &node.name, &probe.argv),
+                )
+                .await
+                {
                     Ok(Ok(out)) => out.combined(),
                     _ => "(the probe command did not finish)".into(),
                 };
@@ -1045,7 +1062,10 @@ impl Docker {
 
 /// An argv as one shell command line (each word single-quoted).
 fn shell_words(argv: &[String]) -> String {
-    argv.iter().map(|w| format!("'{}'", w.replace('\'', "'\\''"))).collect::<Vec<_>>().join(" ")
+    argv.iter()
+        .map(|w| format!("'{}'", w.replace('\'', "'\\''")))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 #[cfg(test)]
@@ -1054,10 +1074,18 @@ mod shell_words_tests {
 
     #[test]
     fn quotes_every_word() {
-        let argv = vec!["sh".to_string(), "-c".to_string(), "echo 'hi' | grep -q h".to_string()];
+        let argv = vec![
+            "sh".to_string(),
+            "-c".to_string(),
+            "echo 'hi' | grep -q h".to_string(),
+        ];
         let line = shell_words(&argv);
         assert_eq!(line, r#"'sh' '-c' 'echo '\''hi'\'' | grep -q h'"#);
-        let out = std::process::Command::new("sh").arg("-c").arg(&line).status().unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(&line)
+            .status()
+            .unwrap();
         assert!(out.success());
     }
 }

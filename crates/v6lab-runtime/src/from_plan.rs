@@ -41,7 +41,10 @@ pub fn lab_spec(
                 .iter()
                 .filter(|p| applied(&n.name, &p.id))
                 .flat_map(|p| p.probes.iter())
-                .map(|p| Probe { description: p.description.clone(), argv: vec!["sh".into(), "-c".into(), p.command.clone()] })
+                .map(|p| Probe {
+                    description: p.description.clone(),
+                    argv: vec!["sh".into(), "-c".into(), p.command.clone()],
+                })
                 .collect();
             // Addresses that arrive from a router, when that router's part is applied.
             for i in &n.interfaces {
@@ -54,10 +57,13 @@ pub fn lab_spec(
                 };
                 let own_part = format!("{}.ipv6", i.name);
                 let wait = match &i.ipv6 {
-                    Assign6::Slaac { prefix, expected } if router_applies("radvd") => {
-                        Some((format!("SLAAC address {expected} in {prefix}"), format!(" {expected}/64 ")))
-                    }
-                    Assign6::Dhcpv6 { prefix } if applied(&n.name, &own_part) && router_applies("dhcp") => {
+                    Assign6::Slaac { prefix, expected } if router_applies("radvd") => Some((
+                        format!("SLAAC address {expected} in {prefix}"),
+                        format!(" {expected}/64 "),
+                    )),
+                    Assign6::Dhcpv6 { prefix }
+                        if applied(&n.name, &own_part) && router_applies("dhcp") =>
+                    {
                         Some((format!("DHCPv6 address in {prefix}"), "/128 ".to_string()))
                     }
                     _ => None,
@@ -74,7 +80,8 @@ pub fn lab_spec(
                 Apply::Exercises => vec![vec!["sh".to_string(), UP_SCRIPT.to_string()]],
                 // One exec for every part: each exec costs a round trip to the engine.
                 Apply::Complete => {
-                    let all: Vec<String> = n.parts.iter().map(|p| format!("sh {}", p.script)).collect();
+                    let all: Vec<String> =
+                        n.parts.iter().map(|p| format!("sh {}", p.script)).collect();
                     vec![vec!["sh".to_string(), "-ec".to_string(), all.join("\n")]]
                 }
             };
@@ -91,13 +98,26 @@ pub fn lab_spec(
                 interfaces: n
                     .interfaces
                     .iter()
-                    .map(|i| InterfaceSpec { name: i.name.clone(), segment: i.segment.clone(), mac: i.mac.clone(), mtu: i.mtu })
+                    .map(|i| InterfaceSpec {
+                        name: i.name.clone(),
+                        segment: i.segment.clone(),
+                        mac: i.mac.clone(),
+                        mtu: i.mtu,
+                    })
                     .collect(),
                 files: n
                     .files
                     .iter()
-                    .map(|f| FileSpec { path: f.path.clone(), mode: f.mode, content: f.content.clone() })
-                    .chain([FileSpec { path: TOPOLOGY_FILE.into(), mode: 0o644, content: source.to_owned() }])
+                    .map(|f| FileSpec {
+                        path: f.path.clone(),
+                        mode: f.mode,
+                        content: f.content.clone(),
+                    })
+                    .chain([FileSpec {
+                        path: TOPOLOGY_FILE.into(),
+                        mode: 0o644,
+                        content: source.to_owned(),
+                    }])
                     .collect(),
                 start,
                 probes,
@@ -162,7 +182,11 @@ mod tests {
         assert!(r1.probes.iter().any(|x| x.description == "radvd running"));
         assert_eq!(r1.start.len(), 1, "every part in one exec");
         for f in r1.files.iter().filter(|f| f.path.contains("/parts/")) {
-            assert!(r1.start[0][2].contains(&format!("sh {}", f.path)), "{} not run", f.path);
+            assert!(
+                r1.start[0][2].contains(&format!("sh {}", f.path)),
+                "{} not run",
+                f.path
+            );
         }
     }
 

@@ -82,7 +82,10 @@ fn config_file() -> Vec<(String, String)> {
     let home = std::env::var_os("XDG_CONFIG_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")));
-    let candidates = home.map(|h| h.join("v6lab/client.conf")).into_iter().chain([PathBuf::from("/etc/v6lab/client.conf")]);
+    let candidates = home
+        .map(|h| h.join("v6lab/client.conf"))
+        .into_iter()
+        .chain([PathBuf::from("/etc/v6lab/client.conf")]);
     for c in candidates {
         if let Ok(text) = std::fs::read_to_string(&c) {
             return parse_config(&text);
@@ -103,7 +106,11 @@ impl Client {
     fn new(r: &Remote) -> Result<Client> {
         let file = config_file();
         let from_file = |key: &str| file.iter().find(|(k, _)| k == key).map(|(_, v)| v.clone());
-        let base = r.controller.clone().or_else(|| from_file("controller")).unwrap_or_else(|| "http://127.0.0.1:7464".into());
+        let base = r
+            .controller
+            .clone()
+            .or_else(|| from_file("controller"))
+            .unwrap_or_else(|| "http://127.0.0.1:7464".into());
         let token = match r.token.clone().or_else(|| from_file("token")) {
             Some(t) => t,
             None => std::fs::read_to_string(r.state_dir.join("admin.token"))
@@ -445,7 +452,15 @@ pub async fn check_class(remote: Remote, class: String, output: Output) -> Resul
 mod tests {
     #[test]
     fn config_lines() {
-        let c = super::parse_config("# v6lab client\ncontroller = http://lab.example:7464\ntoken=\"v6a_x\" # admin\n\nnonsense\n");
-        assert_eq!(c, vec![("controller".into(), "http://lab.example:7464".into()), ("token".into(), "v6a_x".into())]);
+        let c = super::parse_config(
+            "# v6lab client\ncontroller = http://lab.example:7464\ntoken=\"v6a_x\" # admin\n\nnonsense\n",
+        );
+        assert_eq!(
+            c,
+            vec![
+                ("controller".into(), "http://lab.example:7464".into()),
+                ("token".into(), "v6a_x".into())
+            ]
+        );
     }
 }
