@@ -11,6 +11,8 @@ command -v tini >/dev/null || [ -e /usr/bin/docker-init ] || need+=(tini)
 command -v cc >/dev/null || need+=(gcc libc6-dev)
 command -v pkg-config >/dev/null || need+=(pkg-config)
 [ -e /usr/share/doc/ca-certificates ] || need+=(ca-certificates)
+# The SSH gateway's tests log in with the real OpenSSH client (the password through SSH_ASKPASS).
+command -v ssh >/dev/null || need+=(openssh-client)
 if [ ${#need[@]} -gt 0 ]; then
   echo "v6lab setup: installing ${need[*]}" >&2
   export DEBIAN_FRONTEND=noninteractive

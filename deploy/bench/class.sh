@@ -43,8 +43,11 @@ while :; do
 done
 t1=$(ms)
 containers=$(docker ps -q --filter "label=dev.v6lab.lab" | xargs -r docker inspect -f '{{index .Config.Labels "dev.v6lab.lab"}}' | grep -c "^$class-" || true)
-# A page through NAT64 in one lab, to be sure "ready" means working.
-$v6lab exec "$class-student-01" client -- curl -s -m 5 http://www.example.net/ | grep -q "hello from the IPv4-only web"
+# A page through NAT64 in one lab (its exercises solved first), to be sure "ready" means working.
+$v6lab solve "$class-student-01" dns64 >/dev/null
+$v6lab solve "$class-student-01" nat64 >/dev/null
+$v6lab exec "$class-student-01" client -- curl -s -m 5 http://www.example.net/ | grep -q "hello from the IPv4-only web" \
+  || { echo "the solved lab does not load the page through NAT64" >&2; exit 1; }
 sleep 5 # idle: let the controller settle before reading its memory
 idle_after=$(rss)
 

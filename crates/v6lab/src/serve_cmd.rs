@@ -32,9 +32,34 @@ pub struct ServeArgs {
     /// Labs created at once.
     #[arg(long, default_value_t = 6)]
     pub create_concurrency: usize,
+    /// Address of the SSH gateway (`ssh -p 2222 STUDENT@host`, the lab's token as password);
+    /// `off` disables it. [default: 127.0.0.1:2222, skipped with a warning when in use]
+    #[arg(long, env = "V6LAB_SSH_LISTEN", value_name = "ADDR|off", value_parser = parse_ssh_listen)]
+    pub ssh_listen: Option<SshListen>,
     /// Replace the administrator token (the new one is printed once).
     #[arg(long)]
     pub rotate_admin_token: bool,
+}
+
+/// Where the SSH gateway listens unless told otherwise: loopback, so that exposing it to a
+/// class is a decision (`--ssh-listen 0.0.0.0:2222`).
+const DEFAULT_SSH_LISTEN: SocketAddr =
+    SocketAddr::new(std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST), 2222);
+
+/// Where the SSH gateway listens, if anywhere.
+#[derive(Clone, Copy, Debug)]
+pub enum SshListen {
+    Off,
+    On(SocketAddr),
+}
+
+fn parse_ssh_listen(v: &str) -> Result<SshListen, String> {
+    if v == "off" {
+        return Ok(SshListen::Off);
+    }
+    v.parse()
+        .map(SshListen::On)
+        .map_err(|e| format!("{e}; write an address and port such as 0.0.0.0:2222, or `off`"))
 }
 
 fn secs(flag: &str, v: &str) -> Result<u64> {
@@ -48,6 +73,7 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .with_target(false)
+        .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let warn_before = secs("warn-before", &a.warn_before)? as i64;
@@ -119,6 +145,34 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
         admin_token: Arc::new(std::sync::RwLock::new(token)),
         limit: Arc::new(RateLimit::new(10, Duration::from_secs(60))),
     };
+    // The SSH gateway shares the API's administrator token (rotations apply to both) and its
+    // failure counts. An address given explicitly must work; the default one may be taken (by
+    // another controller on this machine): then the controller runs without SSH.
+    let ssh_listen = match a.ssh_listen {
+        None => Some((DEFAULT_SSH_LISTEN, false)),
+        Some(SshListen::On(addr)) => Some((addr, true)),
+        Some(SshListen::Off) => None,
+    };
+    if let Some((addr, explicit)) = ssh_listen {
+        match v6lab_controller::ssh::start(
+            api.ctl.clone(),
+            api.admin_token.clone(),
+            api.limit.clone(),
+            addr,
+        )
+        .await
+        {
+            Ok(ssh) => {
+                tracing::info!("SSH gateway on {} (host key {})", ssh.addr, ssh.fingerprint)
+            }
+            Err(e @ v6lab_controller::ssh::SshError::Listen { .. }) if !explicit => {
+                tracing::warn!(
+                    "no SSH gateway: {e}; choose an address with --ssh-listen (or `off`)"
+                )
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("listening on {}", a.listen))?;

@@ -1,0 +1,913 @@
+//! One session channel: a shell (with or without a PTY) or a command in a node, or a menu of
+//! nodes (and, for the administrator, of labs) first. A session ends when its lab is deleted or
+//! expires.
+
+use super::Shared;
+use super::menu::{self, Edit, Item, LineEditor};
+use crate::controller::now;
+use crate::store::{EventRow, LabRow, LabState};
+use bollard::container::LogOutput;
+use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
+use futures::StreamExt;
+use russh::server::Msg;
+use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncWrite, AsyncWriteExt};
+use tokio::sync::{broadcast, mpsc, oneshot};
+
+/// What a login may reach.
+#[derive(Debug, Clone)]
+pub(crate) enum Access {
+    /// One lab (a student's own, or any for the administrator), maybe one node of it.
+    Lab {
+        lab: String,
+        node: Option<String>,
+        admin: bool,
+    },
+    /// The administrator's menu of every lab.
+    AllLabs,
+}
+
+/// What the client asked the channel to run.
+enum Request {
+    Shell,
+    Exec(String),
+}
+
+impl Request {
+    fn command(&self) -> Option<&str> {
+        match self {
+            Request::Shell => None,
+            Request::Exec(c) => Some(c),
+        }
+    }
+}
+
+/// How a session (or a part of it) ended.
+enum End {
+    /// The command or shell exited with this code (or the user left a menu: 0).
+    Exit(i64),
+    /// The client went away.
+    Closed,
+    /// The lab was deleted or expired.
+    Gone(String),
+    /// Something to tell the user, then exit status 1.
+    Fail(String),
+}
+
+/// Input a client may queue before the gateway reads it (a flood ends the session).
+const MAX_QUEUED: usize = 16 << 20;
+/// How often a session checks that its lab still exists, besides watching events.
+const WATCH_INTERVAL: Duration = Duration::from_secs(5);
+/// How long the engine may take to report an exit code after the output ended.
+const EXIT_CODE_DEADLINE: Duration = Duration::from_secs(10);
+
+type Sink = Pin<Box<dyn AsyncWrite + Send>>;
+
+/// What the client sends on the channel, once a shell or command was requested.
+enum In {
+    Data(Vec<u8>),
+    Eof,
+    Resize(u16, u16),
+}
+
+/// The client's input, queued by a pump task so the SSH connection never waits on a node.
+struct Input {
+    rx: mpsc::UnboundedReceiver<In>,
+    queued: Arc<AtomicUsize>,
+    /// Bytes a menu read past the end of its line: they belong to what comes next.
+    pending: Vec<u8>,
+    /// The terminal's size (columns, rows).
+    size: (u16, u16),
+    eof: bool,
+    editor: LineEditor,
+}
+
+impl Input {
+    fn start(mut rd: ChannelReadHalf, size: (u16, u16)) -> (Input, tokio::task::JoinHandle<()>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        let queued = Arc::new(AtomicUsize::new(0));
+        let q = queued.clone();
+        let pump = tokio::spawn(async move {
+            while let Some(m) = rd.wait().await {
+                let m = match m {
+                    ChannelMsg::Data { data } => {
+                        if q.fetch_add(data.len(), Ordering::Relaxed) + data.len() > MAX_QUEUED {
+                            tracing::warn!("ssh: a client sent more input than a node reads");
+                            break;
+                        }
+                        In::Data(data.to_vec())
+                    }
+                    ChannelMsg::Eof => In::Eof,
+                    ChannelMsg::WindowChange {
+                        col_width,
+                        row_height,
+                        ..
+                    } => In::Resize(dim(col_width, 80), dim(row_height, 24)),
+                    ChannelMsg::Close => break,
+                    _ => continue,
+                };
+                if tx.send(m).is_err() {
+                    break;
+                }
+            }
+        });
+        let input = Input {
+            rx,
+            queued,
+            pending: Vec::new(),
+            size,
+            eof: false,
+            editor: LineEditor::default(),
+        };
+        (input, pump)
+    }
+
+    /// The next input; `None` when the client closed the channel.
+    async fn recv(&mut self) -> Option<In> {
+        if !self.pending.is_empty() {
+            return Some(In::Data(std::mem::take(&mut self.pending)));
+        }
+        let m = self.rx.recv().await?;
+        match &m {
+            In::Data(d) => {
+                self.queued.fetch_sub(d.len(), Ordering::Relaxed);
+            }
+            In::Eof => self.eof = true,
+            In::Resize(c, r) => self.size = (*c, *r),
+        }
+        Some(m)
+    }
+
+    /// An input that has ended (after a failure of its forwarder).
+    fn ended() -> Input {
+        let (_, rx) = mpsc::unbounded_channel();
+        Input {
+            rx,
+            queued: Arc::new(AtomicUsize::new(0)),
+            pending: Vec::new(),
+            size: (80, 24),
+            eof: true,
+            editor: LineEditor::default(),
+        }
+    }
+}
+
+fn dim(v: u32, default: u16) -> u16 {
+    match u16::try_from(v) {
+        Ok(0) | Err(_) => default,
+        Ok(v) => v,
+    }
+}
+
+/// Why [`Forward::around`] returned.
+enum Stop<T> {
+    Done(T),
+    Gone,
+    Closed,
+}
+
+/// Copies the client's input into a running command (its stdin, and terminal resizes) until
+/// stopped; gives the input back, so a menu can read what comes after.
+///
+/// The client's EOF closes the command's stdin only without a terminal. With one, sshd ignores
+/// it too (the shell reads on until `exit`), and the engine would end the whole session's output
+/// when a TTY exec's stdin closes.
+struct Forward {
+    stop: oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<Input>,
+}
+
+impl Forward {
+    fn start(
+        mut input: Input,
+        mut sink: Sink,
+        eof_closes: bool,
+        resize: Option<futures::channel::mpsc::UnboundedSender<(u16, u16)>>,
+    ) -> Forward {
+        let (stop, mut stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            let mut open = true;
+            // EOF came before this command started: it gets what was typed, then EOF.
+            let mut eof_after_pending = input.eof && eof_closes;
+            loop {
+                if eof_after_pending && input.pending.is_empty() {
+                    eof_after_pending = false;
+                    open = false;
+                    let _ = sink.shutdown().await;
+                }
+                let m = tokio::select! {
+                    biased;
+                    _ = &mut stopped => break,
+                    m = input.recv() => m,
+                };
+                match m {
+                    // The client closed the channel: the task ends by itself.
+                    None => break,
+                    Some(In::Data(d)) if open => {
+                        tokio::select! {
+                            biased;
+                            _ = &mut stopped => break,
+                            r = async {
+                                sink.write_all(&d).await?;
+                                sink.flush().await
+                            } => open = r.is_ok(),
+                        }
+                    }
+                    Some(In::Data(_)) => {}
+                    Some(In::Eof) => {
+                        if eof_closes && std::mem::take(&mut open) {
+                            let _ = sink.shutdown().await;
+                        }
+                    }
+                    Some(In::Resize(c, r)) => {
+                        if let Some(tx) = &resize {
+                            let _ = tx.unbounded_send((c, r));
+                        }
+                    }
+                }
+            }
+            input
+        });
+        Forward { stop, task }
+    }
+
+    /// Runs `work` while forwarding; stops when it finishes, the lab ends or the client leaves.
+    async fn around<T>(
+        self,
+        work: impl Future<Output = T>,
+        watch: &mut LabWatch<'_>,
+    ) -> (Stop<T>, Input) {
+        let Forward { stop, mut task } = self;
+        tokio::pin!(work);
+        let why = tokio::select! {
+            t = &mut work => Stop::Done(t),
+            () = watch.gone() => Stop::Gone,
+            r = &mut task => return (Stop::Closed, r.unwrap_or_else(|_| Input::ended())),
+        };
+        let _ = stop.send(());
+        let input = task.await.unwrap_or_else(|_| Input::ended());
+        (why, input)
+    }
+}
+
+/// Watches one lab: [`LabWatch::gone`] returns once it is deleted or has expired.
+struct LabWatch<'a> {
+    sh: &'a Shared,
+    lab: String,
+    class: Option<String>,
+    events: Option<broadcast::Receiver<EventRow>>,
+    tick: tokio::time::Interval,
+}
+
+impl<'a> LabWatch<'a> {
+    fn new(sh: &'a Shared, row: &LabRow) -> Self {
+        let mut tick = tokio::time::interval(WATCH_INTERVAL);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        LabWatch {
+            sh,
+            lab: row.name.clone(),
+            class: row.class.clone(),
+            events: Some(sh.ctl.events.subscribe()),
+            tick,
+        }
+    }
+
+    fn still_there(&self) -> bool {
+        match self.sh.ctl.store.lab(&self.lab) {
+            Ok(Some(l)) => l.expires > now(),
+            Ok(None) => false,
+            // A store that cannot be read ends nobody's session.
+            Err(_) => true,
+        }
+    }
+
+    async fn gone(&mut self) {
+        loop {
+            let check = match self.events.as_mut() {
+                Some(rx) => tokio::select! {
+                    ev = rx.recv() => match ev {
+                        Ok(e) => {
+                            e.lab.as_deref() == Some(self.lab.as_str())
+                                || (e.class.is_some() && e.class == self.class)
+                        }
+                        Err(broadcast::error::RecvError::Lagged(_)) => true,
+                        Err(broadcast::error::RecvError::Closed) => {
+                            self.events = None;
+                            false
+                        }
+                    },
+                    _ = self.tick.tick() => true,
+                },
+                None => {
+                    self.tick.tick().await;
+                    true
+                }
+            };
+            if check && !self.still_there() {
+                return;
+            }
+        }
+    }
+}
+
+/// A lab as a session sees it: its row and its nodes (name, role).
+struct LabView {
+    row: LabRow,
+    nodes: Vec<Item>,
+}
+
+impl LabView {
+    fn load(sh: &Shared, lab: &str, admin: bool) -> Result<LabView, String> {
+        let row = match sh.ctl.store.lab(lab) {
+            Ok(Some(r)) => r,
+            Ok(None) if admin => return Err(format!("there is no lab {lab}")),
+            Ok(None) => return Err(format!("lab {lab} has ended")),
+            Err(e) => {
+                tracing::error!(error = %e, "ssh: reading the store");
+                return Err("the controller cannot read its store; try again later".into());
+            }
+        };
+        if row.state != LabState::Ready {
+            return Err(format!(
+                "lab {lab} is not ready yet ({}); try again in a minute",
+                row.state.as_str()
+            ));
+        }
+        let plan = v6lab_core::plan_source(&row.topology_name, row.topology.as_bytes())
+            .map_err(|_| format!("lab {lab}: its topology no longer plans"))?
+            .1;
+        let nodes = plan
+            .nodes
+            .iter()
+            .map(|n| Item {
+                name: n.name.clone(),
+                about: n.role.as_str().to_owned(),
+            })
+            .collect();
+        Ok(LabView { row, nodes })
+    }
+
+    fn node_names(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    fn title(&self) -> String {
+        format!(
+            "Lab {} ({}), {} left",
+            self.row.name,
+            self.row.topology_name,
+            left(self.row.expires)
+        )
+    }
+}
+
+/// Time left until `expires`, as `1h 05m` or `12m`.
+fn left(expires: i64) -> String {
+    let s = (expires - now()).max(0);
+    let (h, m) = (s / 3600, (s % 3600 + 59) / 60);
+    if h > 0 {
+        format!("{h}h {m:02}m")
+    } else {
+        format!("{m}m")
+    }
+}
+
+/// Whatever the menus read.
+enum Answer {
+    Edit(Edit),
+    Closed,
+}
+
+/// One channel's input and output.
+struct Io {
+    wr: ChannelWriteHalf<Msg>,
+    stdout: Sink,
+    stderr: Sink,
+    tty: bool,
+    /// `None` only while a [`Forward`] holds it.
+    input: Option<Input>,
+    peer: SocketAddr,
+}
+
+/// Serves one session channel until it ends.
+pub(super) async fn run(sh: Arc<Shared>, access: Access, channel: Channel<Msg>, peer: SocketAddr) {
+    let (mut rd, wr) = channel.split();
+    let mut pty: Option<(u16, u16)> = None;
+    let request = loop {
+        match rd.wait().await {
+            Some(ChannelMsg::RequestPty {
+                col_width,
+                row_height,
+                ..
+            }) => pty = Some((dim(col_width, 80), dim(row_height, 24))),
+            Some(ChannelMsg::WindowChange {
+                col_width,
+                row_height,
+                ..
+            }) if pty.is_some() => pty = Some((dim(col_width, 80), dim(row_height, 24))),
+            Some(ChannelMsg::RequestShell { .. }) => break Request::Shell,
+            Some(ChannelMsg::Exec { command, .. }) => {
+                break Request::Exec(String::from_utf8_lossy(&command).into_owned());
+            }
+            Some(ChannelMsg::RequestSubsystem { .. })
+            | Some(ChannelMsg::Eof)
+            | Some(ChannelMsg::Close)
+            | None => {
+                let _ = wr.close().await;
+                return;
+            }
+            Some(_) => {}
+        }
+    };
+    let (input, pump) = Input::start(rd, pty.unwrap_or((80, 24)));
+    let mut io = Io {
+        stdout: Box::pin(wr.make_writer()),
+        stderr: Box::pin(wr.make_writer_ext(Some(1))),
+        wr,
+        tty: pty.is_some(),
+        input: Some(input),
+        peer,
+    };
+    let end = match (&access, &request) {
+        (Access::Lab { lab, node, admin }, _) => {
+            io.lab(&sh, lab, node.as_deref(), *admin, &request).await
+        }
+        (Access::AllLabs, Request::Shell) => io.all_labs(&sh).await,
+        (Access::AllLabs, Request::Exec(_)) => End::Fail(
+            "the administrator names a lab and a node to run a command: ssh LAB+NODE@...".into(),
+        ),
+    };
+    io.finish(end).await;
+    pump.abort();
+}
+
+impl Io {
+    /// Text for the user: on the terminal, or on stderr without one.
+    async fn say(&mut self, text: &str) {
+        if self.tty {
+            let t = format!("\r\n{}\r\n", text.replace('\n', "\r\n"));
+            let _ = self.stdout.write_all(t.as_bytes()).await;
+        } else {
+            let _ = self.stderr.write_all(format!("{text}\n").as_bytes()).await;
+        }
+    }
+
+    /// Menu text, on stdout.
+    async fn show(&mut self, text: &str) {
+        let t = if self.tty {
+            text.replace('\n', "\r\n")
+        } else {
+            text.to_owned()
+        };
+        let _ = self.stdout.write_all(t.as_bytes()).await;
+    }
+
+    async fn finish(mut self, end: End) {
+        let status = match end {
+            End::Exit(code) => Some(u32::try_from(code).unwrap_or(255)),
+            End::Closed => None,
+            End::Gone(lab) => {
+                self.say(&format!(
+                    "v6lab: lab {lab} has ended (deleted or expired); closing the session."
+                ))
+                .await;
+                Some(129)
+            }
+            End::Fail(message) => {
+                self.say(&format!("v6lab: {message}")).await;
+                Some(1)
+            }
+        };
+        if let Some(status) = status {
+            let _ = self.wr.exit_status(status).await;
+        }
+        let _ = self.wr.eof().await;
+        let _ = self.wr.close().await;
+    }
+
+    /// A line typed by the user (echoed on a terminal).
+    async fn read_line(&mut self) -> Answer {
+        let Io {
+            input, stdout, tty, ..
+        } = self;
+        let input = input.as_mut().expect("the input is back");
+        loop {
+            if input.pending.is_empty() && input.eof {
+                return Answer::Edit(Edit::Leave);
+            }
+            match input.recv().await {
+                None => return Answer::Closed,
+                Some(In::Data(d)) => {
+                    let mut echo = Vec::new();
+                    let (edit, used) = input.editor.feed(&d, &mut echo);
+                    if *tty && !echo.is_empty() {
+                        let _ = stdout.write_all(&echo).await;
+                    }
+                    if let Some(edit) = edit {
+                        input.pending = d[used..].to_vec();
+                        return Answer::Edit(edit);
+                    }
+                }
+                Some(In::Eof) => return Answer::Edit(Edit::Leave),
+                Some(In::Resize(..)) => {}
+            }
+        }
+    }
+
+    /// One lab: a node named in the user name, its only node, or a menu of its nodes.
+    async fn lab(
+        &mut self,
+        sh: &Shared,
+        lab: &str,
+        node: Option<&str>,
+        admin: bool,
+        request: &Request,
+    ) -> End {
+        let view = match LabView::load(sh, lab, admin) {
+            Ok(v) => v,
+            Err(m) => return End::Fail(m),
+        };
+        match (node, request) {
+            (Some(n), r) => self.node(sh, &view, n, r.command()).await,
+            (None, r) if view.nodes.len() == 1 => {
+                let n = view.nodes[0].name.clone();
+                self.node(sh, &view, &n, r.command()).await
+            }
+            (None, Request::Exec(_)) => End::Fail(format!(
+                "lab {lab} has several nodes ({}): name one in the user name, as USER+NODE",
+                view.node_names()
+            )),
+            (None, Request::Shell) => self.node_menu(sh, view).await,
+        }
+    }
+
+    /// The menu of a lab's nodes, until the user leaves (Ctrl-D) or the lab ends.
+    async fn node_menu(&mut self, sh: &Shared, mut view: LabView) -> End {
+        let lab = view.row.name.clone();
+        let mut watch = LabWatch::new(sh, &view.row);
+        loop {
+            self.show(&menu::render(&view.title(), &view.nodes, "Node"))
+                .await;
+            let answer = tokio::select! {
+                a = self.read_line() => a,
+                () = watch.gone() => return End::Gone(lab),
+            };
+            match answer {
+                Answer::Closed => return End::Closed,
+                Answer::Edit(Edit::Leave) => {
+                    self.show("\n").await;
+                    return End::Exit(0);
+                }
+                Answer::Edit(Edit::Interrupt) => continue,
+                Answer::Edit(Edit::Line(a)) if a.trim().is_empty() => continue,
+                Answer::Edit(Edit::Line(a)) => {
+                    let Some(i) = menu::choose(&a, &view.nodes) else {
+                        self.say(&format!("no node `{}` in this lab", a.trim()))
+                            .await;
+                        continue;
+                    };
+                    let node = view.nodes[i].name.clone();
+                    match self.node(sh, &view, &node, None).await {
+                        End::Exit(code) => {
+                            self.say(&format!("[left {node}: exit {code}]")).await;
+                        }
+                        End::Fail(m) => self.say(&format!("v6lab: {m}")).await,
+                        end @ (End::Closed | End::Gone(_)) => return end,
+                    }
+                    // The lab's expiry may have moved meanwhile.
+                    if let Ok(Some(row)) = sh.ctl.store.lab(&lab) {
+                        view.row = row;
+                    }
+                }
+            }
+        }
+    }
+
+    /// The administrator's menu of every lab, then of its nodes.
+    async fn all_labs(&mut self, sh: &Shared) -> End {
+        loop {
+            let labs = match sh.ctl.store.labs() {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::error!(error = %e, "ssh: reading the store");
+                    return End::Fail("the controller cannot read its store".into());
+                }
+            };
+            if labs.is_empty() {
+                self.say("there are no labs").await;
+                return End::Exit(0);
+            }
+            let items: Vec<Item> = labs
+                .iter()
+                .map(|l| Item {
+                    name: l.name.clone(),
+                    about: format!(
+                        "{:<8} {:<12} {} left",
+                        l.state.as_str(),
+                        l.topology_name,
+                        left(l.expires)
+                    ),
+                })
+                .collect();
+            self.show(&menu::render("Labs", &items, "Lab")).await;
+            match self.read_line().await {
+                Answer::Closed => return End::Closed,
+                Answer::Edit(Edit::Leave) => {
+                    self.show("\n").await;
+                    return End::Exit(0);
+                }
+                Answer::Edit(Edit::Interrupt) => continue,
+                Answer::Edit(Edit::Line(a)) if a.trim().is_empty() => continue,
+                Answer::Edit(Edit::Line(a)) => {
+                    let Some(i) = menu::choose(&a, &items) else {
+                        self.say(&format!("no lab `{}`", a.trim())).await;
+                        continue;
+                    };
+                    let end = match LabView::load(sh, &items[i].name, true) {
+                        Err(m) => End::Fail(m),
+                        Ok(view) if view.nodes.len() == 1 => {
+                            let n = view.nodes[0].name.clone();
+                            self.node(sh, &view, &n, None).await
+                        }
+                        Ok(view) => self.node_menu(sh, view).await,
+                    };
+                    match end {
+                        End::Closed => return End::Closed,
+                        End::Fail(m) => self.say(&format!("v6lab: {m}")).await,
+                        End::Gone(lab) => {
+                            self.say(&format!("v6lab: lab {lab} has ended")).await;
+                        }
+                        End::Exit(_) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// A shell (`command` = None) or a command in one node.
+    async fn node(
+        &mut self,
+        sh: &Shared,
+        view: &LabView,
+        node: &str,
+        command: Option<&str>,
+    ) -> End {
+        let lab = view.row.name.as_str();
+        if !view.nodes.iter().any(|n| n.name == node) {
+            return End::Fail(format!(
+                "lab {lab} has no node {node}; its nodes: {}",
+                view.node_names()
+            ));
+        }
+        let argv: Vec<String> = match command {
+            None => vec!["/bin/bash".into(), "-l".into()],
+            Some(c) => vec!["/bin/bash".into(), "-c".into(), c.into()],
+        };
+        let mut watch = LabWatch::new(sh, &view.row);
+        if !watch.still_there() {
+            return End::Gone(lab.to_owned());
+        }
+        tracing::info!(peer = %self.peer.ip(), lab, node, command = command.is_some(), "ssh: session starts");
+        let started = Instant::now();
+        let mut end = if self.tty {
+            self.pty(sh, lab, node, &argv, &mut watch).await
+        } else {
+            self.pipe(sh, lab, node, &argv, &mut watch).await
+        };
+        // A lab that expires is removed before its row: the command may die first (137).
+        if matches!(end, End::Exit(_) | End::Fail(_)) && !watch.still_there() {
+            end = End::Gone(lab.to_owned());
+        }
+        let how = match &end {
+            End::Exit(c) => format!("exit {c}"),
+            End::Closed => "client left".into(),
+            End::Gone(_) => "lab ended".into(),
+            End::Fail(m) => m.clone(),
+        };
+        tracing::info!(peer = %self.peer.ip(), lab, node, secs = started.elapsed().as_secs(), "ssh: session ends: {how}");
+        end
+    }
+
+    /// With a terminal: the runtime's interactive exec, resizes applied.
+    async fn pty(
+        &mut self,
+        sh: &Shared,
+        lab: &str,
+        node: &str,
+        argv: &[String],
+        watch: &mut LabWatch<'_>,
+    ) -> End {
+        let input = self.input.take().expect("the input is back");
+        // The terminal has its size before the first command runs (the engine applies a resize
+        // only after the exec started: Docker 20.10 has no initial console size), and the
+        // session's processes carry a mark, so a hangup finds them when the client vanishes.
+        let mark = crate::auth::new_token("")[..16].to_owned();
+        let (cols, rows) = input.size;
+        let mut wrapped: Vec<String> = [
+            "/bin/sh",
+            "-c",
+            "stty cols \"$1\" rows \"$2\" 2>/dev/null; V6LAB_SSH_SESSION=$3; \
+             export V6LAB_SSH_SESSION; shift 3; exec \"$@\"",
+            "v6lab",
+        ]
+        .map(String::from)
+        .to_vec();
+        wrapped.extend([cols.to_string(), rows.to_string(), mark.clone()]);
+        wrapped.extend_from_slice(argv);
+        let argv = wrapped;
+        let (stdin_w, stdin_r) = tokio::io::duplex(64 * 1024);
+        let (resize_tx, resize_rx) = futures::channel::mpsc::unbounded();
+        let _ = resize_tx.unbounded_send(input.size);
+        let fwd = Forward::start(input, Box::pin(stdin_w), false, Some(resize_tx));
+        let work =
+            sh.ctl
+                .docker
+                .exec_interactive(lab, node, &argv, stdin_r, &mut self.stdout, resize_rx);
+        let (why, input) = fwd.around(work, watch).await;
+        self.input = Some(input);
+        match why {
+            Stop::Done(Ok(code)) => End::Exit(code),
+            Stop::Done(Err(e)) => End::Fail(runtime_problem(lab, node, &e)),
+            Stop::Gone => End::Gone(lab.to_owned()),
+            Stop::Closed => {
+                hangup(sh, lab, node, &mark).await;
+                End::Closed
+            }
+        }
+    }
+
+    /// Without a terminal: stdin, stdout and stderr kept apart, as sshd does with pipes.
+    async fn pipe(
+        &mut self,
+        sh: &Shared,
+        lab: &str,
+        node: &str,
+        argv: &[String],
+        watch: &mut LabWatch<'_>,
+    ) -> End {
+        let client = sh.ctl.docker.client();
+        let container = v6lab_runtime::names::container(lab, node);
+        let created = match client
+            .create_exec(
+                &container,
+                CreateExecOptions {
+                    cmd: Some(argv.to_vec()),
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(false),
+                    ..Default::default()
+                },
+            )
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => return End::Fail(engine_problem(lab, node, &e)),
+        };
+        let started = client
+            .start_exec(
+                &created.id,
+                Some(StartExecOptions {
+                    detach: false,
+                    tty: false,
+                    output_capacity: None,
+                }),
+            )
+            .await;
+        let (mut output, stdin) = match started {
+            Ok(StartExecResults::Attached { output, input }) => (output, input),
+            Ok(StartExecResults::Detached) => {
+                return End::Fail(format!("the engine did not attach to {node}"));
+            }
+            Err(e) => return End::Fail(engine_problem(lab, node, &e)),
+        };
+        let input = self.input.take().expect("the input is back");
+        let fwd = Forward::start(input, stdin, true, None);
+        let (stdout, stderr) = (&mut self.stdout, &mut self.stderr);
+        let exec_id = created.id.clone();
+        let work = async move {
+            while let Some(chunk) = output.next().await {
+                let written = match chunk {
+                    Ok(LogOutput::StdErr { message }) => stderr.write_all(&message).await,
+                    Ok(other) => stdout.write_all(&other.into_bytes()).await,
+                    Err(e) => {
+                        tracing::warn!(lab, node, error = %e, "ssh: reading a command's output");
+                        return Err(format!("the output of {node} broke off"));
+                    }
+                };
+                if written.is_err() {
+                    // The client is gone; the forwarder notices too.
+                    std::future::pending::<()>().await;
+                }
+            }
+            exit_code(client, &exec_id).await
+        };
+        let (why, input) = fwd.around(work, watch).await;
+        self.input = Some(input);
+        match why {
+            Stop::Done(Ok(code)) => End::Exit(code),
+            Stop::Done(Err(m)) => End::Fail(m),
+            Stop::Gone => End::Gone(lab.to_owned()),
+            Stop::Closed => End::Closed,
+        }
+    }
+}
+
+/// The client of a terminal session vanished: the engine keeps a TTY exec running when its
+/// connection closes, so its shell gets SIGHUP as from sshd (it passes it on to its jobs, and
+/// daemons it started are left alone). The shell is the marked process the engine started
+/// (parent 0 in the node's PID namespace).
+async fn hangup(sh: &Shared, lab: &str, node: &str, mark: &str) {
+    const SCRIPT: &str = "for d in /proc/[0-9]*; do \
+        tr '\\0' '\\n' < \"$d/environ\" 2>/dev/null | grep -qx \"V6LAB_SSH_SESSION=$1\" \
+        && grep -q '^PPid:[[:space:]]*0$' \"$d/status\" && kill -HUP \"${d#/proc/}\"; done; true";
+    let argv: Vec<String> = ["/bin/sh", "-c", SCRIPT, "v6lab", mark]
+        .map(String::from)
+        .to_vec();
+    if let Err(e) = sh.ctl.docker.exec(lab, node, &argv).await {
+        tracing::debug!(lab, node, error = %e, "ssh: hanging up a session's shell");
+    }
+}
+
+/// The exit code of a finished exec (the engine may report it running for a moment after its
+/// output ended).
+async fn exit_code(client: &bollard::Docker, exec_id: &str) -> Result<i64, String> {
+    let deadline = Instant::now() + EXIT_CODE_DEADLINE;
+    let mut pause = Duration::from_millis(2);
+    loop {
+        match client.inspect_exec(exec_id).await {
+            Ok(info) if info.running != Some(true) => return Ok(info.exit_code.unwrap_or(-1)),
+            Ok(_) if Instant::now() > deadline => {
+                return Err("the command's exit code did not come".into());
+            }
+            Ok(_) => {}
+            Err(e) => {
+                tracing::warn!(error = %e, "ssh: inspecting an exec");
+                return Err("the command's exit code is unknown".into());
+            }
+        }
+        tokio::time::sleep(pause).await;
+        pause = (pause * 2).min(Duration::from_millis(50));
+    }
+}
+
+/// What the user is told when the engine refuses; the details go to the log.
+fn engine_problem(lab: &str, node: &str, e: &bollard::errors::Error) -> String {
+    match e {
+        bollard::errors::Error::DockerResponseServerError {
+            status_code: 404 | 409,
+            ..
+        } => not_running(lab, node),
+        _ => {
+            tracing::warn!(lab, node, error = %e, "ssh: running a command in a node");
+            format!("cannot reach {node} now; try again in a minute")
+        }
+    }
+}
+
+fn runtime_problem(lab: &str, node: &str, e: &v6lab_runtime::docker::Error) -> String {
+    use v6lab_runtime::docker::Error;
+    match e {
+        Error::NodeNotFound { .. } | Error::NodeNotRunning { .. } => not_running(lab, node),
+        _ => {
+            tracing::warn!(lab, node, error = %e, "ssh: a terminal session in a node");
+            format!("the session in {node} failed; try again in a minute")
+        }
+    }
+}
+
+fn not_running(lab: &str, node: &str) -> String {
+    format!(
+        "{node} of lab {lab} is not running (is the lab being repaired?); try again in a minute"
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn time_left_reads_well() {
+        let t = now();
+        assert_eq!(left(t - 5), "0m");
+        assert_eq!(left(t + 600), "10m");
+        assert_eq!(left(t + 3600 + 300), "1h 05m");
+    }
+
+    #[test]
+    fn terminal_sizes_have_defaults() {
+        assert_eq!(dim(0, 80), 80);
+        assert_eq!(dim(132, 80), 132);
+        assert_eq!(dim(70_000, 24), 24);
+    }
+}
