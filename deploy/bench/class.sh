@@ -42,7 +42,7 @@ while :; do
   sleep 0.2
 done
 t1=$(ms)
-containers=$(docker ps -q --filter "label=dev.v6lab.lab" | xargs -r docker inspect -f '{{index .Config.Labels "dev.v6lab.lab"}}' | grep -c "^$class-" || true)
+containers=$(docker ps -q --filter "label=dev.v6lab.lab" | xargs -r docker inspect -f '{{index .Config.Labels "dev.v6lab.lab"}}' 2>/dev/null | grep -c "^$class-" || true)
 # A page through NAT64 in one lab (its exercises solved first), to be sure "ready" means working.
 $v6lab solve "$class-student-01" dns64 >/dev/null
 $v6lab solve "$class-student-01" nat64 >/dev/null
@@ -53,7 +53,7 @@ idle_after=$(rss)
 
 t2=$(ms)
 $v6lab class delete "$class" >/dev/null
-while [ "$(docker ps -aq --filter "label=dev.v6lab.lab" | xargs -r docker inspect -f '{{index .Config.Labels "dev.v6lab.lab"}}' | grep -c "^$class-" || true)" -gt 0 ]; do
+while [ "$(docker ps -aq --filter "label=dev.v6lab.lab" | xargs -r docker inspect -f '{{index .Config.Labels "dev.v6lab.lab"}}' 2>/dev/null | grep -c "^$class-" || true)" -gt 0 ]; do
   [ $(( $(ms) - t2 )) -lt 600000 ] || { echo "class not gone after 10 min" >&2; exit 1; }
   sleep 0.2
 done
