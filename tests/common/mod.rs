@@ -123,7 +123,7 @@ pub fn leftovers(lab: &str) -> Vec<String> {
             "--format",
             "{{.Names}}",
             "--filter",
-            &format!("name=v6lab-{lab}-"),
+            &format!("name=v6lab-{lab}_"),
         ])
         .output()
         .unwrap();

@@ -1,7 +1,7 @@
 //! The Docker runtime: realizes a [`LabSpec`] on one host's Docker engine.
 //!
 //! - Every node is a container (`network_mode: none`, `init: true`, NET_ADMIN + NET_RAW, never
-//!   privileged, limits, labels `dev.v6lab.*`) named `v6lab-<lab>-<node>`.
+//!   privileged, limits, labels `dev.v6lab.*`) named `v6lab-<lab>_<node>`.
 //! - Every segment is a host bridge and every interface a veth pair made through netlink
 //!   ([`crate::netlink`]); names derive from the lab hash ([`crate::names`]).
 //! - Everything is found again by label and name prefix, so [`Docker::down`] works whatever
@@ -822,9 +822,8 @@ impl Docker {
         let mut found = self
             .list_containers(HashMap::from([("label", vec![by_label])]))
             .await?;
-        // Docker's name filter is a substring match: check the prefix here. By name, only
-        // containers without a lab label: `v6lab-a-b-x` may be node `b-x` of lab `a` or node
-        // `x` of lab `a-b`; the label says which.
+        // Docker's name filter is a substring match: check the prefix here. A labelled
+        // container must carry this lab's label too.
         let by_name = self
             .list_containers(HashMap::from([("name", vec![prefix.clone()])]))
             .await?;

@@ -1,6 +1,6 @@
 //! Deterministic names and labels of everything the Docker runtime creates. Pure, no IO.
 //!
-//! - Container: `v6lab-<lab>-<node>`.
+//! - Container: `v6lab-<lab>_<node>` (`_` appears in neither name, so no two labs' names collide).
 //! - Lab hash: the first 6 hex characters of sha256(lab name).
 //! - Bridge of segment number `s`: `v6l<hash>s<s in hex>`, alias `<lab>/<segment>`.
 //! - Host end of the veth of node number `n`, interface number `i`: `v6l<hash>n<n hex>i<i hex>`,
@@ -110,15 +110,15 @@ pub fn lab_hash(lab: &str) -> String {
     hex::encode(&digest[..3])
 }
 
-/// `v6lab-<lab>-<node>`.
+/// `v6lab-<lab>_<node>`. Lab and node names are DNS labels (no `_`): `v6lab-a-b_c` can only be
+/// node `c` of lab `a-b`.
 pub fn container(lab: &str, node: &str) -> String {
-    format!("{CONTAINER_PREFIX}{lab}-{node}")
+    format!("{CONTAINER_PREFIX}{lab}_{node}")
 }
 
-/// `v6lab-<lab>-`: every container of the lab starts with it (but so may another lab's, when
-/// the other lab's name starts with `<lab>-`; always check the lab label too).
+/// `v6lab-<lab>_`: exactly the containers of the lab start with it.
 pub fn container_prefix(lab: &str) -> String {
-    format!("{CONTAINER_PREFIX}{lab}-")
+    format!("{CONTAINER_PREFIX}{lab}_")
 }
 
 /// `v6l<hash>`: every host link of the lab starts with it.
@@ -251,7 +251,10 @@ mod tests {
 
     #[test]
     fn container_names() {
-        assert_eq!(container("class-a-01", "router"), "v6lab-class-a-01-router");
+        assert_eq!(container("class-a-01", "router"), "v6lab-class-a-01_router");
+        // Lab `c-a` node `b-h1` and lab `c-a-b` node `h1` used to share a name.
+        assert_ne!(container("c-a", "b-h1"), container("c-a-b", "h1"));
+        assert!(!container("c-a-b", "h1").starts_with(&container_prefix("c-a")));
         assert!(container("x", "r").starts_with(&container_prefix("x")));
     }
 
