@@ -20,3 +20,6 @@ echo "== lab image (built once from Debian packages, shared by every real-engine
 echo "== tests: unit tier and real-engine tier"
 # Labs of different tests run concurrently; each test names its labs uniquely.
 cargo test --workspace --locked -- --test-threads 4
+
+echo "== tests: the web UI in a real browser (headless chromium)"
+bash tests/browser/run.sh

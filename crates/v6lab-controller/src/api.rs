@@ -70,6 +70,12 @@ impl Api {
 
     /// Authenticates a request. Never tells whether a lab exists.
     pub fn auth(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<Principal, ApiError> {
+        // A web session (signed cookie) when no token is given; see `web::session`.
+        if Self::token(headers).is_none()
+            && let Some(p) = crate::web::session::principal(self, headers)
+        {
+            return Ok(p);
+        }
         if self.limit.blocked(peer.ip()) {
             return Err(err(
                 StatusCode::TOO_MANY_REQUESTS,
@@ -120,7 +126,7 @@ impl Api {
     }
 
     /// The administrator, or the student who owns `lab`.
-    fn lab_access(
+    pub fn lab_access(
         &self,
         headers: &HeaderMap,
         peer: SocketAddr,
