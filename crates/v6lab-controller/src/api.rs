@@ -432,7 +432,10 @@ async fn extend_class(
         None,
         Some(&class),
         "extended",
-        &format!("class {class} now expires at {expires}"),
+        &format!(
+            "class {class} now expires at {}",
+            crate::controller::utc(expires)
+        ),
     );
     Ok(Json(json!({"name": class, "expires": expires})))
 }
@@ -621,7 +624,10 @@ async fn extend_lab(
         Some(&lab),
         l.class.as_deref(),
         "extended",
-        &format!("lab {lab} now expires at {expires}"),
+        &format!(
+            "lab {lab} now expires at {}",
+            crate::controller::utc(expires)
+        ),
     );
     Ok(Json(json!({"name": lab, "expires": expires})))
 }

@@ -16,6 +16,27 @@ use v6lab_runtime::docker::{Docker, NoopObserver};
 use v6lab_runtime::exercise::Patience;
 use v6lab_runtime::from_plan::{Apply, lab_spec};
 
+/// A unix time as `2026-11-26 09:45 UTC`, for messages people read.
+pub fn utc(ts: i64) -> String {
+    let days = ts.div_euclid(86_400);
+    let secs = ts.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02} UTC",
+        secs / 3600,
+        secs / 60 % 60
+    )
+}
+
 pub fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -376,7 +397,8 @@ impl Controller {
                 None,
                 "adopted",
                 &format!(
-                    "lab {lab} (started by `v6lab up`) is now managed; it expires at {expires}"
+                    "lab {lab} (started by `v6lab up`) is now managed; it expires at {}",
+                    utc(expires)
                 ),
             );
         }
@@ -463,5 +485,15 @@ impl Controller {
                 tracing::warn!(error = %e, "progress checks");
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(super::utc(1_795_683_987), "2026-11-26 09:06 UTC");
+        assert_eq!(super::utc(951_782_400), "2000-02-29 00:00 UTC");
     }
 }

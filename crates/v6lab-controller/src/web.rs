@@ -18,6 +18,7 @@
 mod assets;
 mod markdown;
 mod pages;
+pub use pages::SSH_GATEWAY_PORT;
 pub mod session;
 mod terminal;
 

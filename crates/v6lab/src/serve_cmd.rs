@@ -153,6 +153,9 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
         Some(SshListen::On(addr)) => Some((addr, true)),
         Some(SshListen::Off) => None,
     };
+    if ssh_listen.is_none() {
+        let _ = v6lab_controller::web::SSH_GATEWAY_PORT.set(None);
+    }
     if let Some((addr, explicit)) = ssh_listen {
         match v6lab_controller::ssh::start(
             api.ctl.clone(),
@@ -163,9 +166,11 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
         .await
         {
             Ok(ssh) => {
-                tracing::info!("SSH gateway on {} (host key {})", ssh.addr, ssh.fingerprint)
+                tracing::info!("SSH gateway on {} (host key {})", ssh.addr, ssh.fingerprint);
+                let _ = v6lab_controller::web::SSH_GATEWAY_PORT.set(Some(ssh.addr.port()));
             }
             Err(e @ v6lab_controller::ssh::SshError::Listen { .. }) if !explicit => {
+                let _ = v6lab_controller::web::SSH_GATEWAY_PORT.set(None);
                 tracing::warn!(
                     "no SSH gateway: {e}; choose an address with --ssh-listen (or `off`)"
                 )

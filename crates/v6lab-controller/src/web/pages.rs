@@ -17,20 +17,16 @@ use std::sync::OnceLock;
 use v6lab_core::Plan;
 use v6lab_core::plan::{Assign4, Assign6};
 
-/// The port of the SSH gateway (`ssh -p 2222 STUDENT@HOST`) unless `V6LAB_SSH_LISTEN` (the
-/// setting `v6lab serve --ssh-listen` also reads) says another one, or `off`.
+/// The port of the SSH gateway shown on access sheets (`ssh -p 2222 STUDENT@HOST`).
 pub const SSH_PORT: u16 = 2222;
 
+/// The SSH gateway's port as `v6lab serve` bound it (`None`: no gateway). Set once at start.
+pub static SSH_GATEWAY_PORT: OnceLock<Option<u16>> = OnceLock::new();
+
 fn ssh_port() -> Option<u16> {
-    match std::env::var("V6LAB_SSH_LISTEN") {
-        Ok(v) if v.trim() == "off" => None,
-        Ok(v) => Some(
-            v.trim()
-                .parse::<SocketAddr>()
-                .map(|a| a.port())
-                .unwrap_or(SSH_PORT),
-        ),
-        Err(_) => Some(SSH_PORT),
+    match SSH_GATEWAY_PORT.get() {
+        Some(p) => *p,
+        None => Some(SSH_PORT),
     }
 }
 

@@ -151,7 +151,10 @@ impl Docker {
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
                     tty: Some(true),
-                    env: Some(vec!["TERM=xterm-256color".to_string()]),
+                    env: Some(vec![
+                        "TERM=xterm-256color".to_string(),
+                        "LANG=C.UTF-8".to_string(),
+                    ]),
                     ..Default::default()
                 },
             )
