@@ -437,11 +437,28 @@ pub(crate) fn render_nodes(
                 {
                     let base = u32::from(prefix.network());
                     let size = 1u32 << (32 - prefix.prefix_len());
-                    let dns: Vec<String> = snapshot
-                        .iter()
-                        .filter(|o| o.resolvers.is_empty() && o.name != name)
-                        .filter_map(|_| None::<String>)
-                        .collect();
+                    // The lab's resolvers (else its authoritative servers) that have IPv4.
+                    let has = |d: &t::Node, resolver: bool| {
+                        d.services.as_ref().is_some_and(|sv| {
+                            if resolver {
+                                sv.resolver.is_some()
+                            } else {
+                                sv.dns.is_some()
+                            }
+                        })
+                    };
+                    let pick = |resolver: bool| -> Vec<String> {
+                        topo.nodes
+                            .iter()
+                            .enumerate()
+                            .filter(|(_, (_, d))| has(d, resolver))
+                            .filter_map(|(oi, _)| snapshot[oi].first_v4().map(|a| a.to_string()))
+                            .collect()
+                    };
+                    let dns = match pick(true) {
+                        v if v.is_empty() => pick(false),
+                        v => v,
+                    };
                     scopes.push(json!({
                         "iface": i.name, "family": "ipv4", "router": router.to_string(),
                         "first": Ipv4Addr::from(base + size / 2).to_string(), "last": Ipv4Addr::from(base + size - 2).to_string(),

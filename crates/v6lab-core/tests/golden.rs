@@ -76,3 +76,26 @@ fn sample_pictures_match_their_snapshots() {
         insta::assert_snapshot!(format!("{name}-mermaid"), v6lab_core::graph::mermaid(&plan));
     }
 }
+
+#[test]
+fn dhcpv4_clients_get_the_labs_resolver() {
+    let y = "name: d4\nsegments:\n  lan: dual-stack\nnodes:\n  r1: {role: router, interfaces: {eth1: lan}}\n  dns1: {role: dns, interfaces: {eth1: lan}, services: {resolver: {}}}\n  h1:\n    role: host\n    interfaces:\n      eth1: {segment: lan, ipv4: dhcp}\n";
+    let (_, plan) = v6lab_core::plan_source("d4.yaml", y.as_bytes())
+        .map_err(|e| e.1.render(&e.0.text))
+        .unwrap();
+    let r1 = plan.node("r1").unwrap();
+    let conf = &r1
+        .file("/etc/v6lab/dnsmasq.conf")
+        .expect("r1 serves DHCP")
+        .content;
+    let dns1 = plan.node("dns1").unwrap().first_v4().unwrap();
+    assert!(
+        conf.contains(&format!("dhcp-option=option:dns-server,{dns1}")),
+        "{conf}"
+    );
+    assert!(
+        conf.contains("dhcp-option=option:router,192.0.2.1"),
+        "{conf}"
+    );
+    assert!(r1.parts.iter().any(|p| p.id == "dhcp"));
+}
