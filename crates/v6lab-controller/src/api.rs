@@ -397,6 +397,34 @@ pub struct Extend {
     pub by: String,
 }
 
+/// The new expiry of something created at `created` and expiring at `expires`, extended by
+/// `req.by`; refused beyond the controller's maximum lifetime.
+fn extended(
+    api: &Api,
+    req: &Extend,
+    created: i64,
+    expires: i64,
+    what: &str,
+) -> Result<i64, ApiError> {
+    let by = v6lab_core::values::parse_duration(&req.by).map_err(|e| {
+        err(
+            StatusCode::BAD_REQUEST,
+            format!("`{}`: {e}; write e.g. 30m or 1h", req.by),
+        )
+    })? as i64;
+    let new = expires.max(now()) + by;
+    if new - created > api.ctl.cfg.max_lifetime {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "that would make the {what} live longer than this controller allows ({}s)",
+                api.ctl.cfg.max_lifetime
+            ),
+        ));
+    }
+    Ok(new)
+}
+
 async fn extend_class(
     State(api): State<Api>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -411,19 +439,7 @@ async fn extend_class(
         .class(&class)
         .map_err(internal)?
         .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no class {class}")))?;
-    let by = v6lab_core::values::parse_duration(&req.by)
-        .map_err(|e| err(StatusCode::BAD_REQUEST, format!("`{}`: {e}", req.by)))?
-        as i64;
-    let expires = c.expires.max(now()) + by;
-    if expires - c.created > api.ctl.cfg.max_lifetime {
-        return Err(err(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "that would make the class live longer than this controller allows ({}s)",
-                api.ctl.cfg.max_lifetime
-            ),
-        ));
-    }
+    let expires = extended(&api, &req, c.created, c.expires, "class")?;
     api.ctl
         .store
         .extend_class(&class, expires)
@@ -606,19 +622,7 @@ async fn extend_lab(
         .lab(&lab)
         .map_err(internal)?
         .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no lab {lab}")))?;
-    let by = v6lab_core::values::parse_duration(&req.by)
-        .map_err(|e| err(StatusCode::BAD_REQUEST, format!("`{}`: {e}", req.by)))?
-        as i64;
-    let expires = l.expires.max(now()) + by;
-    if expires - l.created > api.ctl.cfg.max_lifetime {
-        return Err(err(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "that would make the lab live longer than this controller allows ({}s)",
-                api.ctl.cfg.max_lifetime
-            ),
-        ));
-    }
+    let expires = extended(&api, &req, l.created, l.expires, "lab")?;
     api.ctl.store.extend_lab(&lab, expires).map_err(internal)?;
     api.ctl.event(
         Some(&lab),

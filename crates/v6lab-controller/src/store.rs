@@ -148,6 +148,16 @@ CREATE TABLE IF NOT EXISTS progress (
 );
 "#;
 
+fn class_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClassRow> {
+    Ok(ClassRow {
+        name: r.get("name")?,
+        topology_name: r.get("topology_name")?,
+        topology: r.get("topology")?,
+        created: r.get("created")?,
+        expires: r.get("expires")?,
+    })
+}
+
 fn lab_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<LabRow> {
     Ok(LabRow {
         name: r.get("name")?,
@@ -217,31 +227,15 @@ impl Store {
 
     pub fn class(&self, name: &str) -> Result<Option<ClassRow>, StoreError> {
         self.with(|c| {
-            c.query_row("SELECT * FROM classes WHERE name = ?1", [name], |r| {
-                Ok(ClassRow {
-                    name: r.get("name")?,
-                    topology_name: r.get("topology_name")?,
-                    topology: r.get("topology")?,
-                    created: r.get("created")?,
-                    expires: r.get("expires")?,
-                })
-            })
-            .optional()
+            c.query_row("SELECT * FROM classes WHERE name = ?1", [name], class_from)
+                .optional()
         })
     }
 
     pub fn classes(&self) -> Result<Vec<ClassRow>, StoreError> {
         self.with(|c| {
             let mut st = c.prepare("SELECT * FROM classes ORDER BY created, name")?;
-            let rows = st.query_map([], |r| {
-                Ok(ClassRow {
-                    name: r.get("name")?,
-                    topology_name: r.get("topology_name")?,
-                    topology: r.get("topology")?,
-                    created: r.get("created")?,
-                    expires: r.get("expires")?,
-                })
-            })?;
+            let rows = st.query_map([], class_from)?;
             rows.collect()
         })
     }
