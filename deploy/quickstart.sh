@@ -4,5 +4,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 bash deploy/setup.sh
 cargo build --release --locked --bin v6lab
-./target/release/v6lab down nat64-dns64 --quiet
-./target/release/v6lab up topologies/nat64-dns64.yaml
+install -m 0755 target/release/v6lab /usr/local/bin/v6lab
+v6lab down nat64-dns64 --quiet
+v6lab up topologies/nat64-dns64.yaml
