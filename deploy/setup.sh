@@ -27,6 +27,16 @@ if ! docker info >/dev/null 2>&1; then
     systemctl start docker
   else
     mkdir -p /var/log
+    # An engine killed hard leaves its pid file behind, and dockerd refuses to start while the
+    # pid in it names a process, even a zombie: remove it unless a live dockerd owns it.
+    if [ -f /var/run/docker.pid ]; then
+      pid=$(cat /var/run/docker.pid 2>/dev/null || true)
+      state=$(ps -o stat= -p "$pid" 2>/dev/null || true)
+      comm=$(ps -o comm= -p "$pid" 2>/dev/null || true)
+      if [ "$comm" != dockerd ] || [ "${state#Z}" != "$state" ]; then
+        rm -f /var/run/docker.pid
+      fi
+    fi
     nohup dockerd >/var/log/v6lab-dockerd.log 2>&1 &
   fi
   for _ in $(seq 1 300); do

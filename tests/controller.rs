@@ -559,3 +559,58 @@ fn progress_is_checked_periodically_and_streamed_to_the_right_student() {
         "student A saw events of other labs: {seen:?}"
     );
 }
+
+#[test]
+fn controller_sweeps_links_that_a_killed_up_left() {
+    let s = Serve::start("sweep");
+    let name = lab_name("sweep");
+    let t = topology("static-routing");
+    let mut child = Command::new(bin())
+        .args(["up", t.to_str().unwrap(), "--name", &name])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Killed once its segments exist; then its containers vanish too (say, an engine restart):
+    // bridges are left that no container and no desired lab owns.
+    let prefix = v6lab_runtime::names::link_prefix(&name);
+    let has_links = || {
+        let o = Command::new("ip")
+            .args(["-o", "link", "show"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .any(|l| l.contains(&format!(": {prefix}")))
+    };
+    wait_for("the lab's bridges", Duration::from_secs(60), || {
+        has_links().then_some(())
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let ids = Command::new("docker")
+        .args([
+            "ps",
+            "-aq",
+            "--filter",
+            &format!("label=dev.v6lab.lab={name}"),
+        ])
+        .output()
+        .unwrap();
+    for id in String::from_utf8_lossy(&ids.stdout).lines() {
+        Command::new("docker")
+            .args(["rm", "-f", id])
+            .output()
+            .unwrap();
+    }
+    assert!(
+        has_links(),
+        "nothing left to sweep: the test proves nothing"
+    );
+    wait_for(
+        "the controller to sweep the orphan links",
+        Duration::from_secs(30),
+        || leftovers(&name).is_empty().then_some(()),
+    );
+    drop(s);
+}

@@ -158,6 +158,23 @@ impl Controller {
                 expires: l.expires_at.map(|e| e as i64),
             })
             .collect();
+        // Links without any container: left by a killed `up` or `down`. Ours to sweep when no
+        // desired lab owns them (a lab being made has its containers before its links).
+        let mut observed = observed;
+        if let Ok(with_links) = self.docker.labs_with_links().await {
+            for lab in with_links {
+                if !observed.iter().any(|o| o.name == lab) {
+                    observed.push(Observed {
+                        name: lab,
+                        nodes: 0,
+                        running: 0,
+                        expected_nodes: 0,
+                        owner: String::new(),
+                        expires: None,
+                    });
+                }
+            }
+        }
         let actions = reconcile::decide(
             now(),
             self.cfg.warn_before,

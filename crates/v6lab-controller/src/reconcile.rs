@@ -97,8 +97,9 @@ pub fn decide(
         if wanted.contains(o.name.as_str()) || busy.contains(&o.name) {
             continue;
         }
-        if o.owner == owner {
-            // Ours, and no longer wanted (its class was deleted, maybe while we were down).
+        if o.owner == owner || o.nodes == 0 {
+            // Ours and no longer wanted (its class was deleted, maybe while we were down), or
+            // host links without a single container (a killed `up` or `down` left them).
             out.push(Action::DeleteOrphan(o.name.clone()));
         } else if o.owner == "cli" && whole(o) {
             match o.expires {
@@ -218,6 +219,28 @@ mod tests {
                 Action::Adopt("cli1".into()),
                 Action::DeleteOrphan("x".into())
             ]
+        );
+    }
+
+    #[test]
+    fn links_without_containers_are_swept_whoever_made_them() {
+        let links = Observed {
+            name: "gone".into(),
+            nodes: 0,
+            running: 0,
+            expected_nodes: 0,
+            owner: String::new(),
+            expires: None,
+        };
+        assert_eq!(
+            decide(10, 60, ME, &[], std::slice::from_ref(&links), &none()),
+            vec![Action::DeleteOrphan("gone".into())]
+        );
+        // A desired lab with leftover links is created (which clears them first), not deleted.
+        let d = [lab("gone", LabState::Pending, 1000)];
+        assert_eq!(
+            decide(10, 60, ME, &d, &[links], &none()),
+            vec![Action::Create("gone".into())]
         );
     }
 

@@ -909,6 +909,22 @@ impl Docker {
         Ok((bridges, veths))
     }
 
+    /// Labs that have host links (bridges, veths), by the lab name in the links' aliases. A lab
+    /// with links and no container is what a killed `up` or `down` leaves behind.
+    pub async fn labs_with_links(&self) -> Result<std::collections::BTreeSet<String>, Error> {
+        let nl = Netlink::connect().map_err(netlink_err("netlink"))?;
+        let links = nl
+            .links()
+            .await
+            .map_err(netlink_err("listing host links"))?;
+        Ok(links
+            .into_iter()
+            .filter(|l| names::parse_link(&l.name).is_some())
+            .filter_map(|l| l.alias.and_then(|a| a.split('/').next().map(str::to_owned)))
+            .filter(|lab| names::check_lab(lab).is_ok())
+            .collect())
+    }
+
     /// Removes every container, bridge and veth of `lab`, whatever state it is in. Idempotent:
     /// a lab that does not exist gives an empty [`Removed`].
     pub async fn down(&self, lab: &str) -> Result<Removed, Error> {
