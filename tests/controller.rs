@@ -2,10 +2,10 @@
 
 mod common;
 
+use common::serve::Serve;
 use common::*;
 use serde_json::Value;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 fn now() -> i64 {
@@ -13,199 +13,6 @@ fn now() -> i64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
-}
-
-struct Serve {
-    child: Option<Child>,
-    dir: PathBuf,
-    url: String,
-    port: u16,
-    /// Class names this test made (their labs are removed at the end).
-    classes: Vec<String>,
-    check_interval: String,
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Serve {
-    fn start(test: &str) -> Serve {
-        Self::start_checking(test, "0s")
-    }
-
-    /// A controller that checks class labs' exercises every `interval`.
-    fn start_checking(test: &str, interval: &str) -> Serve {
-        let dir = std::env::temp_dir().join(format!("v6lab-ctl-{}-{test}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let port = free_port();
-        let mut s = Serve {
-            child: None,
-            dir,
-            url: format!("http://127.0.0.1:{port}"),
-            port,
-            classes: Vec::new(),
-            check_interval: interval.to_owned(),
-        };
-        s.spawn();
-        s
-    }
-
-    fn spawn(&mut self) {
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.dir.join("serve.log"))
-            .unwrap();
-        let child = Command::new(bin())
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{}", self.port),
-                "--state-dir",
-                self.dir.to_str().unwrap(),
-                "--warn-before",
-                "10s",
-                "--check-interval",
-                &self.check_interval,
-            ])
-            .stdout(Stdio::null())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.child = Some(child);
-        let http = reqwest::blocking::Client::new();
-        let url = format!("{}/healthz", self.url);
-        wait_for(
-            "the controller to answer /healthz",
-            Duration::from_secs(120),
-            || {
-                http.get(&url)
-                    .send()
-                    .ok()
-                    .filter(|r| r.status().is_success())
-            },
-        );
-    }
-
-    /// SIGKILL: no shutdown handler runs.
-    fn kill9(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            c.kill().unwrap();
-            c.wait().unwrap();
-        }
-    }
-
-    fn admin_token(&self) -> String {
-        std::fs::read_to_string(self.dir.join("admin.token"))
-            .unwrap()
-            .trim()
-            .to_owned()
-    }
-
-    fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(bin())
-            .args(args)
-            .env("V6LAB_CONTROLLER", &self.url)
-            .env("V6LAB_STATE_DIR", &self.dir)
-            .output()
-            .unwrap()
-    }
-
-    fn class_create(
-        &mut self,
-        topology_name: &str,
-        class: &str,
-        students: usize,
-        lifetime: &str,
-    ) -> Value {
-        let t = topology(topology_name);
-        let n = students.to_string();
-        let o = self.cli(&[
-            "class",
-            "create",
-            t.to_str().unwrap(),
-            "--students",
-            &n,
-            "--lifetime",
-            lifetime,
-            "--name",
-            class,
-            "--output",
-            "json",
-        ]);
-        assert!(
-            o.status.success(),
-            "class create: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        self.classes.push(class.to_owned());
-        serde_json::from_slice(&o.stdout).unwrap()
-    }
-
-    fn class_show(&self, class: &str) -> Option<Value> {
-        let o = self.cli(&["class", "show", class, "--output", "json"]);
-        o.status
-            .success()
-            .then(|| serde_json::from_slice(&o.stdout).unwrap())
-    }
-
-    fn wait_ready(&self, class: &str, n: usize) -> Value {
-        wait_for(
-            &format!("{n} ready labs in class {class}"),
-            Duration::from_secs(180),
-            || {
-                let v = self.class_show(class)?;
-                let ready = v["labs"]
-                    .as_array()?
-                    .iter()
-                    .filter(|l| l["state"] == "ready")
-                    .count();
-                (ready == n).then_some(v)
-            },
-        )
-    }
-
-    fn request(&self, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
-        let http = reqwest::blocking::Client::new();
-        let mut r = http.request(method.parse().unwrap(), format!("{}{path}", self.url));
-        if let Some(t) = token {
-            r = r.bearer_auth(t);
-        }
-        if method == "POST" {
-            r = r.header("content-type", "application/json").body("{}");
-        }
-        let resp = r.send().unwrap();
-        (resp.status().as_u16(), resp.text().unwrap())
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        self.kill9();
-        // Remove every lab of this test's classes.
-        let o = Command::new(bin())
-            .args(["ls", "--output", "json"])
-            .output()
-            .unwrap();
-        let labs: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
-        for l in labs.as_array().into_iter().flatten() {
-            let name = l["lab"].as_str().unwrap_or("");
-            if self
-                .classes
-                .iter()
-                .any(|c| name.starts_with(&format!("{c}-")))
-            {
-                let _ = v6lab(&["down", name, "--quiet"]);
-            }
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
 }
 
 /// Labs (by the runtime's labels) whose name starts with `class-`: (name, nodes, running).
@@ -322,7 +129,7 @@ fn student_tokens_open_only_their_own_lab() {
     );
     assert_eq!(s.request("GET", "/api/classes", Some(&admin)).0, 200);
     // Tokens never reach the log.
-    let log = std::fs::read_to_string(s.dir.join("serve.log")).unwrap();
+    let log = s.log();
     for (_, t) in &labs {
         assert!(!log.contains(t.as_str()), "a student token is in the log");
     }
@@ -452,7 +259,7 @@ fn lab_expired_while_controller_was_down_is_removed_at_start() {
 
 #[test]
 fn progress_is_checked_periodically_and_streamed_to_the_right_student() {
-    let mut s = Serve::start_checking("progress", "2s");
+    let mut s = Serve::with("progress", "2s", false);
     let class = class_name("prog");
     s.class_create("ipv6-basics", &class, 2, "15m");
     let v = s.wait_ready(&class, 2);

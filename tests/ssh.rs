@@ -3,164 +3,53 @@
 
 mod common;
 
+use common::serve::Serve;
 use common::*;
-use serde_json::Value;
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-struct Serve {
-    child: Option<Child>,
-    dir: PathBuf,
-    url: String,
-    ssh_port: u16,
-    /// Labs this test made (removed at the end, whatever state they are in).
-    labs: Vec<String>,
+/// A controller with an SSH gateway, and the OpenSSH client pointed at it.
+fn start(test: &str) -> Serve {
+    let s = Serve::with(&format!("ssh-{test}"), "0s", true);
+    // The password comes from the environment through this helper, never a terminal.
+    let askpass = s.dir.join("askpass.sh");
+    std::fs::write(
+        &askpass,
+        "#!/bin/sh\nprintf '%s\\n' \"$V6LAB_TEST_TOKEN\"\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).unwrap();
+    s
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+trait Ssh {
+    fn ssh(&self, user: &str, token: &str, options: &[&str], remote: &[&str]) -> Command;
+    fn run(&self, user: &str, token: &str, remote: &[&str]) -> (i32, String, String);
+    fn interactive(&self, user: &str, token: &str, input: &str) -> (i32, String, String);
 }
 
-impl Serve {
-    fn start(test: &str) -> Serve {
-        let dir = std::env::temp_dir().join(format!("v6lab-ssh-{}-{test}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
-        let port = free_port();
-        let ssh_port = free_port();
-        let log = std::fs::File::create(dir.join("serve.log")).unwrap();
-        let child = Command::new(bin())
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{port}"),
-                "--ssh-listen",
-                &format!("127.0.0.1:{ssh_port}"),
-                "--state-dir",
-                dir.to_str().unwrap(),
-                "--check-interval",
-                "0s",
-            ])
-            // The log (tracing writes to stdout) and the messages on stderr.
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        let s = Serve {
-            child: Some(child),
-            dir,
-            url: format!("http://127.0.0.1:{port}"),
-            ssh_port,
-            labs: Vec::new(),
-        };
-        let http = reqwest::blocking::Client::new();
-        let url = format!("{}/healthz", s.url);
-        wait_for(
-            "the controller to answer /healthz",
-            Duration::from_secs(120),
-            || {
-                http.get(&url)
-                    .send()
-                    .ok()
-                    .filter(|r| r.status().is_success())
-            },
-        );
-        wait_for("the SSH gateway to listen", Duration::from_secs(10), || {
-            std::net::TcpStream::connect(("127.0.0.1", ssh_port)).ok()
-        });
-        // The password comes from the environment through this helper, never a terminal.
-        let askpass = s.dir.join("askpass.sh");
-        std::fs::write(
-            &askpass,
-            "#!/bin/sh\nprintf '%s\\n' \"$V6LAB_TEST_TOKEN\"\n",
-        )
-        .unwrap();
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&askpass, std::fs::Permissions::from_mode(0o700)).unwrap();
-        s
-    }
-
-    fn admin_token(&self) -> String {
-        std::fs::read_to_string(self.dir.join("admin.token"))
-            .unwrap()
-            .trim()
-            .to_owned()
-    }
-
-    fn cli(&self, args: &[&str]) -> std::process::Output {
-        Command::new(bin())
-            .args(args)
-            .env("V6LAB_CONTROLLER", &self.url)
-            .env("V6LAB_STATE_DIR", &self.dir)
-            .output()
-            .unwrap()
-    }
-
-    fn class_create(&mut self, class: &str, students: usize, lifetime: &str) -> Value {
-        let t = topology("ipv6-basics");
-        let n = students.to_string();
-        let o = self.cli(&[
-            "class",
-            "create",
-            t.to_str().unwrap(),
-            "--students",
-            &n,
-            "--lifetime",
-            lifetime,
-            "--name",
-            class,
-            "--output",
-            "json",
-        ]);
-        assert!(
-            o.status.success(),
-            "class create: {}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-        let v: Value = serde_json::from_slice(&o.stdout).unwrap();
-        for l in v["labs"].as_array().unwrap() {
-            self.labs.push(l["name"].as_str().unwrap().to_owned());
-        }
-        v
-    }
-
-    fn wait_ready(&self, class: &str, n: usize) {
-        wait_for(
-            &format!("{n} ready labs in class {class}"),
-            Duration::from_secs(240),
-            || {
-                let o = self.cli(&["class", "show", class, "--output", "json"]);
-                let v: Value = serde_json::from_slice(&o.stdout).ok()?;
-                let ready = v["labs"]
-                    .as_array()?
-                    .iter()
-                    .filter(|l| l["state"] == "ready")
-                    .count();
-                (ready == n).then_some(())
-            },
-        );
-    }
-
+impl Ssh for Serve {
     /// `ssh` with this gateway's port, no host key checks, password authentication only, and
     /// `token` as the password.
     fn ssh(&self, user: &str, token: &str, options: &[&str], remote: &[&str]) -> Command {
         let mut c = Command::new("ssh");
-        c.args(["-F", "/dev/null", "-p", &self.ssh_port.to_string()])
-            .args(["-o", "StrictHostKeyChecking=no"])
-            .args(["-o", "UserKnownHostsFile=/dev/null"])
-            .args(["-o", "LogLevel=ERROR"])
-            .args(["-o", "PreferredAuthentications=password"])
-            .args(["-o", "PubkeyAuthentication=no"])
-            .args(["-o", "NumberOfPasswordPrompts=1"])
-            .args(["-o", "ConnectTimeout=20"])
-            .args(options)
-            .arg(format!("{user}@127.0.0.1"));
+        c.args([
+            "-F",
+            "/dev/null",
+            "-p",
+            &self.ssh_port.expect("a gateway").to_string(),
+        ])
+        .args(["-o", "StrictHostKeyChecking=no"])
+        .args(["-o", "UserKnownHostsFile=/dev/null"])
+        .args(["-o", "LogLevel=ERROR"])
+        .args(["-o", "PreferredAuthentications=password"])
+        .args(["-o", "PubkeyAuthentication=no"])
+        .args(["-o", "NumberOfPasswordPrompts=1"])
+        .args(["-o", "ConnectTimeout=20"])
+        .args(options)
+        .arg(format!("{user}@127.0.0.1"));
         if !remote.is_empty() {
             c.arg("--").args(remote);
         }
@@ -206,20 +95,6 @@ impl Serve {
             plain(&String::from_utf8_lossy(&o.stdout)),
             String::from_utf8_lossy(&o.stderr).into_owned(),
         )
-    }
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-        // By name: `down` finds containers and links even when a removal was cut short.
-        for lab in &self.labs {
-            let _ = v6lab(&["down", lab, "--quiet"]);
-        }
-        let _ = std::fs::remove_dir_all(&self.dir);
     }
 }
 
@@ -300,7 +175,7 @@ fn refused((code, out, err): &(i32, String, String)) -> bool {
 
 #[test]
 fn students_reach_their_own_nodes_and_nothing_else() {
-    let mut s = Serve::start("students");
+    let mut s = start("students");
     // The host key: made at first start, private.
     {
         use std::os::unix::fs::PermissionsExt;
@@ -308,7 +183,7 @@ fn students_reach_their_own_nodes_and_nothing_else() {
         assert_eq!(meta.permissions().mode() & 0o777, 0o600);
     }
     let class = class_name("st");
-    let v = s.class_create(&class, 2, "15m");
+    let v = s.class_create("ipv6-basics", &class, 2, "15m");
     let labs: Vec<(String, String, String)> = v["labs"]
         .as_array()
         .unwrap()
@@ -496,7 +371,7 @@ fn students_reach_their_own_nodes_and_nothing_else() {
 
 #[test]
 fn failed_logins_block_the_client_for_a_while() {
-    let s = Serve::start("ratelimit");
+    let s = start("ratelimit");
     let admin = s.admin_token();
     // The administrator's login works (there is no lab: a command says so).
     let (code, _, err) = s.run("admin", &admin, &["true"]);
@@ -522,9 +397,9 @@ fn failed_logins_block_the_client_for_a_while() {
 
 #[test]
 fn sessions_end_when_the_lab_expires() {
-    let mut s = Serve::start("expiry");
+    let mut s = start("expiry");
     let class = class_name("ex");
-    let v = s.class_create(&class, 1, "40s");
+    let v = s.class_create("ipv6-basics", &class, 1, "40s");
     let expires = v["expires"].as_i64().unwrap();
     let lab = v["labs"][0]["name"].as_str().unwrap().to_owned();
     let student = v["labs"][0]["student"].as_str().unwrap().to_owned();

@@ -1,0 +1,232 @@
+//! A real `v6lab serve` for tests: its own loopback ports and state directory, the CLI pointed
+//! at it, and every lab of the test's classes removed at the end (also when the test fails).
+
+use super::*;
+use serde_json::Value;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub struct Serve {
+    child: Option<Child>,
+    pub dir: PathBuf,
+    pub url: String,
+    port: u16,
+    /// The SSH gateway's port (`None`: no gateway).
+    pub ssh_port: Option<u16>,
+    check_interval: String,
+    /// Classes this test made (their labs are removed at the end).
+    classes: Vec<String>,
+}
+
+impl Serve {
+    /// A controller that never checks exercises by itself, without SSH gateway.
+    pub fn start(test: &str) -> Serve {
+        Self::with(test, "0s", false)
+    }
+
+    /// `check_interval`: how often it checks class labs' exercises; `ssh`: with a gateway.
+    pub fn with(test: &str, check_interval: &str, ssh: bool) -> Serve {
+        let dir = std::env::temp_dir().join(format!("v6lab-ctl-{}-{test}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let port = free_port();
+        let mut s = Serve {
+            child: None,
+            dir,
+            url: format!("http://127.0.0.1:{port}"),
+            port,
+            ssh_port: ssh.then(free_port),
+            check_interval: check_interval.to_owned(),
+            classes: Vec::new(),
+        };
+        s.spawn();
+        s
+    }
+
+    /// Starts (or restarts) the controller and waits until it answers.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("serve.log"))
+            .unwrap();
+        let ssh = match self.ssh_port {
+            Some(p) => format!("127.0.0.1:{p}"),
+            None => "off".into(),
+        };
+        let child = Command::new(bin())
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{}", self.port),
+                "--ssh-listen",
+                &ssh,
+            ])
+            .args([
+                "--state-dir",
+                self.dir.to_str().unwrap(),
+                "--warn-before",
+                "10s",
+                "--check-interval",
+                &self.check_interval,
+            ])
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+        let http = reqwest::blocking::Client::new();
+        let url = format!("{}/healthz", self.url);
+        wait_for(
+            "the controller to answer /healthz",
+            Duration::from_secs(120),
+            || {
+                http.get(&url)
+                    .send()
+                    .ok()
+                    .filter(|r| r.status().is_success())
+            },
+        );
+        if let Some(p) = self.ssh_port {
+            wait_for("the SSH gateway to listen", Duration::from_secs(10), || {
+                std::net::TcpStream::connect(("127.0.0.1", p)).ok()
+            });
+        }
+    }
+
+    /// SIGKILL: no shutdown handler runs.
+    pub fn kill9(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    pub fn admin_token(&self) -> String {
+        std::fs::read_to_string(self.dir.join("admin.token"))
+            .unwrap()
+            .trim()
+            .to_owned()
+    }
+
+    /// The CLI, talking to this controller.
+    pub fn cli(&self, args: &[&str]) -> std::process::Output {
+        Command::new(bin())
+            .args(args)
+            .env("V6LAB_CONTROLLER", &self.url)
+            .env("V6LAB_STATE_DIR", &self.dir)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    }
+
+    pub fn class_create(
+        &mut self,
+        topology_name: &str,
+        class: &str,
+        students: usize,
+        lifetime: &str,
+    ) -> Value {
+        let t = topology(topology_name);
+        let n = students.to_string();
+        self.classes.push(class.to_owned());
+        let o = self.cli(&[
+            "class",
+            "create",
+            t.to_str().unwrap(),
+            "--students",
+            &n,
+            "--lifetime",
+            lifetime,
+            "--name",
+            class,
+            "--output",
+            "json",
+        ]);
+        assert!(
+            o.status.success(),
+            "class create: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        serde_json::from_slice(&o.stdout).unwrap()
+    }
+
+    pub fn class_show(&self, class: &str) -> Option<Value> {
+        let o = self.cli(&["class", "show", class, "--output", "json"]);
+        o.status
+            .success()
+            .then(|| serde_json::from_slice(&o.stdout).unwrap())
+    }
+
+    pub fn wait_ready(&self, class: &str, n: usize) -> Value {
+        wait_for(
+            &format!("{n} ready labs in class {class}"),
+            Duration::from_secs(240),
+            || {
+                let v = self.class_show(class)?;
+                let ready = v["labs"]
+                    .as_array()?
+                    .iter()
+                    .filter(|l| l["state"] == "ready")
+                    .count();
+                (ready == n).then_some(v)
+            },
+        )
+    }
+
+    /// An HTTP request to the API: (status, body).
+    pub fn request(&self, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+        let http = reqwest::blocking::Client::new();
+        let mut r = http.request(method.parse().unwrap(), format!("{}{path}", self.url));
+        if let Some(t) = token {
+            r = r.bearer_auth(t);
+        }
+        if method == "POST" {
+            r = r.header("content-type", "application/json").body("{}");
+        }
+        let resp = r.send().unwrap();
+        (resp.status().as_u16(), resp.text().unwrap())
+    }
+
+    /// The controller's log (stdout and stderr).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Serve {
+    fn drop(&mut self) {
+        self.kill9();
+        let o = Command::new(bin())
+            .args(["ls", "--output", "json"])
+            .output()
+            .unwrap();
+        let labs: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
+        for l in labs.as_array().into_iter().flatten() {
+            let name = l["lab"].as_str().unwrap_or("");
+            if self
+                .classes
+                .iter()
+                .any(|c| name.starts_with(&format!("{c}-")))
+            {
+                let _ = v6lab(&["down", name, "--quiet"]);
+            }
+        }
+        // Links a cut-short removal may have left, by name.
+        for c in &self.classes {
+            for i in 1..=8 {
+                let _ = v6lab(&["down", &format!("{c}-student-{i:02}"), "--quiet"]);
+            }
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
