@@ -572,7 +572,12 @@ impl Docker {
                     }
                     if !node.interfaces.is_empty() {
                         let names = node.interfaces.iter().map(|i| i.name.clone()).collect();
-                        netlink::set_up_in_netns(pid, names)
+                        let sysctls = node
+                            .link_sysctls
+                            .iter()
+                            .map(|(k, v)| (k.clone(), v.clone()))
+                            .collect();
+                        netlink::set_up_in_netns(pid, names, sysctls)
                             .await
                             .map_err(netlink_err(format!(
                                 "bringing up the interfaces of node {} in lab {lab}",

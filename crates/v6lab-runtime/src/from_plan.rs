@@ -89,6 +89,7 @@ pub fn lab_spec(
                 name: n.name.clone(),
                 image: n.image.clone(),
                 sysctls: n.sysctls.clone(),
+                link_sysctls: n.link_sysctls.clone(),
                 limits: Limits {
                     memory_bytes: n.limits.memory_bytes,
                     pids: n.limits.pids,

@@ -334,10 +334,21 @@ where
         .map_err(|_| ns_err(io::Error::other("namespace thread panicked")))?
 }
 
-/// Brings the links called `names` up inside the network namespace of `pid`.
-pub async fn set_up_in_netns(pid: u32, names: Vec<String>) -> Result<(), NetlinkError> {
-    in_netns(pid, |handle| async move {
+/// Brings the links called `names` up inside the network namespace of `pid`, after setting
+/// `sysctls` on each (`IFACE` in a key stands for the link's name). The namespace thread opens
+/// `/proc/sys/net` from inside the node's namespace, so the writes land there.
+pub async fn set_up_in_netns(
+    pid: u32,
+    names: Vec<String>,
+    sysctls: Vec<(String, String)>,
+) -> Result<(), NetlinkError> {
+    in_netns(pid, move |handle| async move {
         for name in &names {
+            for (key, value) in &sysctls {
+                let path = format!("/proc/sys/{}", key.replace('.', "/").replace("IFACE", name));
+                std::fs::write(&path, value)
+                    .map_err(|source| NetlinkError::Netns { pid, source })?;
+            }
             let msg = LinkUnspec::new_with_name(name).up().build();
             handle
                 .link()

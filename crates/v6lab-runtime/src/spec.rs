@@ -43,6 +43,10 @@ pub struct NodeSpec {
     pub image: Option<String>,
     /// Set at create time (`/proc/sys` is read-only inside containers).
     pub sysctls: BTreeMap<String, String>,
+    /// Set on each interface before it comes up, `IFACE` standing for its name
+    /// (`net.ipv6.neigh.IFACE.retrans_time_ms`): settings that exist only once the link does.
+    #[serde(default)]
+    pub link_sysctls: BTreeMap<String, String>,
     pub limits: Limits,
     /// Needs `/dev/net/tun` (NAT64 translators only).
     pub tun: bool,

@@ -44,6 +44,7 @@ fn host(name: &str, n: u8, segment: &str) -> NodeSpec {
                 "0".to_string(),
             ),
         ]),
+        link_sysctls: BTreeMap::new(),
         limits: Limits {
             memory_bytes: 128 << 20,
             pids: 256,
