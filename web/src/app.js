@@ -72,7 +72,12 @@
         } catch {
           continue;
         }
-        if (r.status === 401) { location.reload(); return; }
+        if (r.status === 401) {
+          // A student's session ends with the lab: say so in place. Elsewhere, sign in again.
+          if (document.querySelector('.live[data-scope="lab"]')) { labEnded('Your lab has ended. Thank you for taking part!'); return; }
+          location.reload();
+          return;
+        }
         if (!r.ok) {
           if (r.status === 404 || r.status === 403) {
             const p = document.createElement('p');
