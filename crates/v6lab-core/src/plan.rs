@@ -925,7 +925,7 @@ impl<'t> Planner<'t> {
             sysctls.insert("net.ipv6.conf.default.addr_gen_mode".into(), "0".into());
             // Routers and servers use the addresses the plan made unique: they skip duplicate
             // address detection (and still answer others' DAD probes), so a lab is ready sooner
-            // and radvd's first advertisements are not lost. Hosts keep DAD (optimistic).
+            // and radvd's first advertisements are not lost. Hosts keep full DAD (with the short lab timers).
             if role != Role::Host {
                 for k in ["all", "default"] {
                     sysctls.insert(format!("net.ipv6.conf.{k}.accept_dad"), "0".into());
