@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # Runs every test of v6lab on this machine, set-up included: installs what is missing (Debian
-# packages), starts the Docker engine, builds v6lab and the lab image, then runs the unit tier and
-# the real-engine tier. Run as root (labs need the Docker engine and netlink).
-set -euo pipefail
+# packages), starts the Docker engine, builds v6lab and the lab image, then runs each tier: unit,
+# real-engine, browser. Every tier runs even when an earlier one fails; the command exits non-zero
+# if any failed, and prints a summary with each tier's time. Run as root (labs need the Docker
+# engine and netlink).
+set -uo pipefail
 cd "$(dirname "$0")/.."
 
+set -e
 bash deploy/setup.sh
 if ! command -v cargo >/dev/null; then
   echo "v6lab test: cargo is missing; install a Rust toolchain (1.85 or newer), e.g. with rustup" >&2
@@ -16,10 +19,38 @@ cargo build --workspace --all-targets --locked
 
 echo "== lab image (built once from Debian packages, shared by every real-engine test)"
 ./target/debug/v6lab images build
+set +e
 
-echo "== tests: unit tier and real-engine tier"
+failed=()
+summary=()
+tier() {
+  local name=$1
+  shift
+  echo "== tests: $name"
+  local start=$SECONDS
+  "$@"
+  local rc=$?
+  local took=$((SECONDS - start))
+  if [ $rc -eq 0 ]; then
+    summary+=("ok      $name (${took}s)")
+  else
+    summary+=("FAILED  $name (${took}s, exit $rc)")
+    failed+=("$name")
+  fi
+}
+
+# The unit tier needs nothing but the source tree.
+tier "unit" cargo test --workspace --locked --lib --bins --no-fail-fast
+tier "core (golden plans, error fixtures, properties)" \
+  cargo test -p v6lab-core --locked --tests --no-fail-fast
 # Labs of different tests run concurrently; each test names its labs uniquely.
-cargo test --workspace --locked -- --test-threads 4
+tier "real engine (runtime, labs, exercises, controller, SSH, adversarial)" \
+  cargo test --locked --no-fail-fast -p v6lab-runtime -p v6lab-controller -p v6lab --tests -- --test-threads 4
+tier "browser (headless chromium)" bash tests/browser/run.sh
 
-echo "== tests: the web UI in a real browser (headless chromium)"
-bash tests/browser/run.sh
+echo "== summary"
+printf '  %s\n' "${summary[@]}"
+if [ ${#failed[@]} -gt 0 ]; then
+  echo "v6lab test: ${#failed[@]} tier(s) failed: ${failed[*]}" >&2
+  exit 1
+fi

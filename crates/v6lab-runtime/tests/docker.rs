@@ -1,7 +1,7 @@
 //! The Docker runtime against the real engine on this host (needs root and a running Docker).
 //!
-//! Image: `V6LAB_TEST_IMAGE`, default `peer/node:bookworm` (built by
-//! `/work/shared/bench/peers/build-node-image.sh`; needs iproute2, ping, sh).
+//! Image: the lab image of this source tree (`v6lab/node:<recipe hash>`), which the test command
+//! builds before any test runs (`v6lab images build`); `V6LAB_TEST_IMAGE` overrides it.
 //! Every test uses its own lab names, so the tests run concurrently; none touches other labs.
 
 use std::collections::BTreeMap;
@@ -13,7 +13,11 @@ use v6lab_runtime::names;
 use v6lab_runtime::spec::{FileSpec, InterfaceSpec, LabSpec, Limits, NodeSpec, Probe, SegmentSpec};
 
 fn image() -> String {
-    std::env::var("V6LAB_TEST_IMAGE").unwrap_or_else(|_| "peer/node:bookworm".to_string())
+    std::env::var("V6LAB_TEST_IMAGE").unwrap_or_else(|_| {
+        v6lab_runtime::images::Recipe::locate()
+            .expect("the lab image recipe (deploy/images) of this source tree")
+            .tag()
+    })
 }
 
 /// A lab name unique to this test and this process.
