@@ -32,6 +32,10 @@ pub struct ServeArgs {
     /// Labs created at once.
     #[arg(long, default_value_t = 6)]
     pub create_concurrency: usize,
+    /// A reverse proxy in front of the controller (repeatable): for requests from it, the
+    /// client's address (which wrong tokens are counted against) is taken from X-Forwarded-For.
+    #[arg(long, value_name = "ADDR")]
+    pub trusted_proxy: Vec<std::net::IpAddr>,
     /// Address of the SSH gateway (`ssh -p 2222 STUDENT@host`, the lab's token as password);
     /// `off` disables it. [default: 127.0.0.1:2222, skipped with a warning when in use]
     #[arg(long, env = "V6LAB_SSH_LISTEN", value_name = "ADDR|off", value_parser = parse_ssh_listen)]
@@ -144,6 +148,7 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
         ctl,
         admin_token: Arc::new(std::sync::RwLock::new(token)),
         limit: Arc::new(RateLimit::new(10, Duration::from_secs(60))),
+        trusted_proxies: a.trusted_proxy.clone().into(),
     };
     // The SSH gateway shares the API's administrator token (rotations apply to both) and its
     // failure counts. An address given explicitly must work; the default one may be taken (by
