@@ -2,8 +2,10 @@
 
 use crate::Output;
 use crate::topology_cmd::read_topology;
+use crate::transport::{self, Transport, Trust};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
+use hyper::Method;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -19,6 +21,18 @@ pub struct Remote {
     /// Token (the administrator's); default: the state directory's admin.token when readable.
     #[arg(long, global = true, env = "V6LAB_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The SHA-256 fingerprint of an https:// controller's certificate (its self-signed one:
+    /// `v6lab serve` prints it at start; the access sheets show it).
+    #[arg(
+        long,
+        global = true,
+        env = "V6LAB_TLS_FINGERPRINT",
+        value_name = "SHA256"
+    )]
+    pub tls_fingerprint: Option<String>,
+    /// Certificate authorities (PEM) to trust for an https:// controller, instead of the system's.
+    #[arg(long, global = true, env = "V6LAB_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
     /// The controller's state directory, to find admin.token on the same machine.
     #[arg(
         long,
@@ -72,9 +86,8 @@ pub enum ClassCommand {
 }
 
 struct Client {
-    base: String,
     token: String,
-    http: reqwest::Client,
+    http: Transport,
 }
 
 /// `key = value` lines of the first client config file found; `#` starts a comment.
@@ -117,34 +130,26 @@ impl Client {
                 .map(|t| t.trim().to_owned())
                 .map_err(|_| anyhow!("no token: give --token, V6LAB_TOKEN or `token = ...` in ~/.config/v6lab/client.conf (the controller keeps the administrator token in {}/admin.token)", r.state_dir.display()))?,
         };
+        let fingerprint = r
+            .tls_fingerprint
+            .clone()
+            .or_else(|| from_file("tls_fingerprint"));
+        let ca = r.ca.clone().or_else(|| from_file("ca").map(PathBuf::from));
+        let trust = Trust {
+            fingerprint: fingerprint.as_deref(),
+            ca: ca.as_deref(),
+        };
         Ok(Client {
-            base: base.trim_end_matches('/').to_owned(),
             token,
-            http: reqwest::Client::new(),
+            http: Transport::new(&base, trust)?,
         })
     }
 
-    async fn call(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Option<Value>,
-    ) -> Result<Value> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.with_context(|| {
-            format!(
-                "cannot reach the controller at {} (is `v6lab serve` running?)",
-                self.base
-            )
-        })?;
+    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let body = body.map(|b| serde_json::to_vec(&b)).transpose()?;
+        let resp = self.http.send(method, path, &self.token, body).await?;
         let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        let v: Value = serde_json::from_slice(&transport::body(resp).await?).unwrap_or(Value::Null);
         if !status.is_success() {
             let msg = v
                 .get("error")
@@ -203,7 +208,7 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
                 "students": students, "roster": roster, "lifetime": lifetime,
             });
             let v = client
-                .call(reqwest::Method::POST, "/api/classes", Some(body))
+                .call(Method::POST, "/api/classes", Some(body))
                 .await?;
             if output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -223,9 +228,7 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
             }
         }
         ClassCommand::Ls { output } => {
-            let v = client
-                .call(reqwest::Method::GET, "/api/classes", None)
-                .await?;
+            let v = client.call(Method::GET, "/api/classes", None).await?;
             if output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -252,7 +255,7 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
         }
         ClassCommand::Show { name, output } => {
             let v = client
-                .call(reqwest::Method::GET, &format!("/api/classes/{name}"), None)
+                .call(Method::GET, &format!("/api/classes/{name}"), None)
                 .await?;
             if output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -269,7 +272,7 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
         ClassCommand::Extend { name, by } => {
             let v = client
                 .call(
-                    reqwest::Method::POST,
+                    Method::POST,
                     &format!("/api/classes/{name}/extend"),
                     Some(json!({"by": by})),
                 )
@@ -281,11 +284,7 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
         }
         ClassCommand::Delete { name } => {
             client
-                .call(
-                    reqwest::Method::DELETE,
-                    &format!("/api/classes/{name}"),
-                    None,
-                )
+                .call(Method::DELETE, &format!("/api/classes/{name}"), None)
                 .await?;
             println!("class {name} deleted; its labs are being removed");
         }
@@ -331,9 +330,7 @@ pub async fn events(remote: Remote, follow: bool, output: Output) -> Result<Exit
         }
     };
     if !follow {
-        let v = client
-            .call(reqwest::Method::GET, "/api/events", None)
-            .await?;
+        let v = client.call(Method::GET, "/api/events", None).await?;
         for e in v.as_array().into_iter().flatten() {
             show(e);
         }
@@ -341,16 +338,13 @@ pub async fn events(remote: Remote, follow: bool, output: Output) -> Result<Exit
     }
     let mut resp = client
         .http
-        .get(format!("{}/api/events?follow=true", client.base))
-        .bearer_auth(&client.token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the controller at {}", client.base))?;
+        .send(Method::GET, "/api/events?follow=true", &client.token, None)
+        .await?;
     if !resp.status().is_success() {
         bail!("the controller refused ({})", resp.status());
     }
     let mut buf = String::new();
-    while let Some(chunk) = resp.chunk().await? {
+    while let Some(chunk) = transport::chunk(&mut resp).await? {
         buf.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(i) = buf.find("\n\n") {
             let msg: String = buf.drain(..i + 2).collect();
@@ -370,7 +364,7 @@ pub async fn events(remote: Remote, follow: bool, output: Output) -> Result<Exit
 pub async fn check_class(remote: Remote, class: String, output: Output) -> Result<ExitCode> {
     let client = Client::new(&remote)?;
     let v = client
-        .call(reqwest::Method::GET, &format!("/api/classes/{class}"), None)
+        .call(Method::GET, &format!("/api/classes/{class}"), None)
         .await?;
     let labs: Vec<(String, String)> = v["labs"]
         .as_array()
@@ -387,12 +381,8 @@ pub async fn check_class(remote: Remote, class: String, output: Output) -> Resul
         .iter()
         .map(|(lab, _)| format!("/api/labs/{lab}/checks"))
         .collect();
-    let results = futures::future::join_all(
-        paths
-            .iter()
-            .map(|p| client.call(reqwest::Method::POST, p, None)),
-    )
-    .await;
+    let results =
+        futures::future::join_all(paths.iter().map(|p| client.call(Method::POST, p, None))).await;
     if output == Output::Json {
         let all: Vec<Value> = labs.iter().zip(&results).map(|((lab, s), r)| json!({"lab": lab, "student": s, "result": r.as_ref().ok(), "error": r.as_ref().err().map(|e| e.to_string())})).collect();
         println!("{}", serde_json::to_string_pretty(&all)?);
