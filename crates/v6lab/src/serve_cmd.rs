@@ -25,7 +25,7 @@ pub struct ServeArgs {
     /// on access sheets.
     #[arg(long, env = "V6LAB_TLS", conflicts_with = "insecure_http")]
     pub tls: bool,
-    /// Serve HTTPS with this certificate (PEM, the chain after the server's own certificate).
+    /// Serve HTTPS with this certificate (PEM: the server's certificate, then any intermediates).
     #[arg(long, value_name = "FILE", requires = "tls_key", conflicts_with_all = ["insecure_http", "tls"], env = "V6LAB_TLS_CERT")]
     pub tls_cert: Option<PathBuf>,
     /// The private key of `--tls-cert` (PEM).
