@@ -48,16 +48,18 @@ fn https_with_a_pinned_self_signed_certificate() {
     };
     assert!(e.to_string().contains(&fp), "{e}");
 
-    // Plain HTTP on the HTTPS port gets no HTTP answer.
+    // Plain HTTP on the HTTPS port is sent to https://, never served.
     let mut tcp = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     tcp.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     tcp.write_all(b"GET /healthz HTTP/1.1\r\nHost: localhost\r\n\r\n")
         .unwrap();
     let mut answer = Vec::new();
     let _ = tcp.read_to_end(&mut answer);
+    let answer = String::from_utf8_lossy(&answer);
+    assert_eq!(status_of(answer.as_bytes()), 301, "{answer}");
     assert!(
-        !String::from_utf8_lossy(&answer).contains("200 OK"),
-        "plain HTTP answered"
+        answer.contains("Location: https://localhost/healthz\r\n"),
+        "{answer}"
     );
 
     // The CLI: with the fingerprint (the harness sets V6LAB_TLS_FINGERPRINT) it works; with

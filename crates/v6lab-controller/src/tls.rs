@@ -271,12 +271,23 @@ impl Listener {
                 }
                 let (acceptor, tx) = (acceptor.clone(), tx.clone());
                 tokio::spawn(async move {
-                    let hs = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(stream)).await;
+                    let hs = tokio::time::timeout(HANDSHAKE_TIMEOUT, async {
+                        // A TLS connection starts with a handshake record (22); anything else
+                        // is most likely someone who typed http://.
+                        let mut first = [0u8; 1];
+                        if stream.peek(&mut first).await? == 1 && first[0] != 22 {
+                            redirect_plain_http(stream).await?;
+                            return Ok(None);
+                        }
+                        acceptor.accept(stream).await.map(Some)
+                    })
+                    .await;
                     drop(slot);
                     match hs {
-                        Ok(Ok(tls)) => {
+                        Ok(Ok(Some(tls))) => {
                             let _ = tx.send((tls, peer)).await;
                         }
+                        Ok(Ok(None)) => tracing::debug!(%peer, "plain HTTP sent to HTTPS"),
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
@@ -285,6 +296,64 @@ impl Listener {
         });
         Ok(Listener { rx, local })
     }
+}
+
+/// Answers a plain HTTP request made to the HTTPS port with the https:// address to use.
+async fn redirect_plain_http(mut stream: tokio::net::TcpStream) -> std::io::Result<()> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut buf = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    while buf.len() < 8192 && !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            break;
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+    stream.write_all(plain_http_answer(&buf).as_bytes()).await?;
+    stream.shutdown().await
+}
+
+/// The answer to a plain HTTP request on the HTTPS port: a redirect to the same host and path
+/// over https:// when both are well-formed, otherwise a 400 that says to use https://.
+pub fn plain_http_answer(request: &[u8]) -> String {
+    let text = String::from_utf8_lossy(request);
+    let mut lines = text.split("\r\n");
+    let path = lines
+        .next()
+        .and_then(|l| l.split(' ').nth(1))
+        .filter(|p| p.starts_with('/') && p.len() < 2048 && p.chars().all(|c| c.is_ascii_graphic()))
+        .unwrap_or("/");
+    let host = lines
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.split_once(':'))
+        .find(|(k, _)| k.trim().eq_ignore_ascii_case("host"))
+        .map(|(_, v)| v.trim())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() < 256
+                && h.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || ".-:[]_".contains(c))
+        });
+    let (status, location, body) = match host {
+        Some(h) => {
+            let url = format!("https://{h}{path}");
+            (
+                "301 Moved Permanently",
+                format!("Location: {url}\r\n"),
+                format!("This server speaks HTTPS: {url}\n"),
+            )
+        }
+        None => (
+            "400 Bad Request",
+            String::new(),
+            "This server speaks HTTPS only: use https://\n".to_owned(),
+        ),
+    };
+    format!(
+        "HTTP/1.1 {status}\r\n{location}Content-Type: text/plain; charset=utf-8\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )
 }
 
 impl axum::serve::Listener for Listener {
@@ -435,6 +504,35 @@ mod tests {
             let e = parse_fingerprint(bad).unwrap_err().to_string();
             assert!(e.contains("64 hex digits"), "{e}");
         }
+    }
+
+    #[test]
+    fn plain_http_on_the_https_port_is_sent_to_https() {
+        let a = plain_http_answer(b"GET /s/v6s_abc?x=1 HTTP/1.1\r\nHost: lab.example:7464\r\n\r\n");
+        assert!(a.starts_with("HTTP/1.1 301 "), "{a}");
+        assert!(
+            a.contains("\r\nLocation: https://lab.example:7464/s/v6s_abc?x=1\r\n"),
+            "{a}"
+        );
+        let a = plain_http_answer(b"GET / HTTP/1.1\r\nhost: [2001:db8::5]:7464\r\n\r\n");
+        assert!(
+            a.contains("Location: https://[2001:db8::5]:7464/\r\n"),
+            "{a}"
+        );
+        // Nothing from the request goes into the answer unless it is well-formed.
+        for bad in [
+            &b"GET / HTTP/1.1\r\n\r\n"[..],
+            b"GET / HTTP/1.1\r\nHost: evil\"><script>\r\n\r\n",
+            b"\x00\x01garbage",
+        ] {
+            let a = plain_http_answer(bad);
+            assert!(
+                a.starts_with("HTTP/1.1 400 ") && !a.contains("Location"),
+                "{a}"
+            );
+        }
+        let a = plain_http_answer(b"GET http://x/<b> HTTP/1.1\r\nHost: h\r\n\r\n");
+        assert!(a.contains("Location: https://h/\r\n"), "{a}");
     }
 
     #[test]
