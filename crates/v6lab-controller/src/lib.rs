@@ -10,4 +10,5 @@ pub mod metrics;
 pub mod reconcile;
 pub mod ssh;
 pub mod store;
+pub mod tls;
 pub mod web;

@@ -20,7 +20,7 @@
 mod assets;
 mod markdown;
 mod pages;
-pub use pages::SSH_GATEWAY_PORT;
+pub use pages::{SSH_GATEWAY_PORT, SSH_HOST_KEY};
 pub mod session;
 mod terminal;
 

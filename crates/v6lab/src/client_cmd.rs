@@ -2,8 +2,10 @@
 
 use crate::Output;
 use crate::topology_cmd::read_topology;
+use crate::transport::{self, Transport, Trust};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
+use hyper::Method;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::path::PathBuf;
@@ -23,6 +25,18 @@ pub struct Remote {
     /// Token (the administrator's); default: the state directory's admin.token when readable.
     #[arg(long, global = true, env = "V6LAB_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The SHA-256 fingerprint of an https:// controller's certificate (its self-signed one:
+    /// `v6lab serve` prints it at start; the access sheets show it).
+    #[arg(
+        long,
+        global = true,
+        env = "V6LAB_TLS_FINGERPRINT",
+        value_name = "SHA256"
+    )]
+    pub tls_fingerprint: Option<String>,
+    /// Certificate authorities (PEM) to trust for an https:// controller, instead of the system's.
+    #[arg(long, global = true, env = "V6LAB_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
     /// The controller's state directory, to find admin.token on the same machine.
     #[arg(
         long,
@@ -76,9 +90,8 @@ pub enum ClassCommand {
 }
 
 struct Client {
-    base: String,
     token: String,
-    http: reqwest::Client,
+    http: Transport,
 }
 
 /// `key = value` lines of the first client config file found; `#` starts a comment.
@@ -121,40 +134,37 @@ impl Client {
                 .map(|t| t.trim().to_owned())
                 .map_err(|_| anyhow!("no token: give --token, V6LAB_TOKEN or `token = ...` in ~/.config/v6lab/client.conf (the controller keeps the administrator token in {}/admin.token)", r.state_dir.display()))?,
         };
+        let fingerprint = r
+            .tls_fingerprint
+            .clone()
+            .or_else(|| from_file("tls_fingerprint"));
+        let ca = r.ca.clone().or_else(|| from_file("ca").map(PathBuf::from));
+        let trust = Trust {
+            fingerprint: fingerprint.as_deref(),
+            ca: ca.as_deref(),
+        };
         Ok(Client {
-            base: base.trim_end_matches('/').to_owned(),
             token,
-            http: reqwest::Client::new(),
+            http: Transport::new(&base, trust)?,
         })
     }
 
     /// Calls the API without a body.
-    async fn call<T: DeserializeOwned>(&self, method: reqwest::Method, path: &str) -> Result<T> {
+    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str) -> Result<T> {
         self.send(method, path, None::<&()>).await
     }
 
     /// Calls the API; the answer is read as `T`, a refusal as its message.
     async fn send<T: DeserializeOwned>(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
         body: Option<&impl Serialize>,
     ) -> Result<T> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(b);
-        }
-        let resp = req.send().await.with_context(|| {
-            format!(
-                "cannot reach the controller at {} (is `v6lab serve` running?)",
-                self.base
-            )
-        })?;
+        let body = body.map(serde_json::to_vec).transpose()?;
+        let resp = self.http.send(method, path, &self.token, body).await?;
         let status = resp.status();
-        let bytes = resp.bytes().await.unwrap_or_default();
+        let bytes = transport::body(resp).await?;
         if !status.is_success() {
             let msg = serde_json::from_slice::<ErrorBody>(&bytes)
                 .map(|e| e.error)
@@ -223,7 +233,7 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
                 lifetime,
             };
             let v: Class = client
-                .send(reqwest::Method::POST, "/api/classes", Some(&body))
+                .send(Method::POST, "/api/classes", Some(&body))
                 .await?;
             if output == Output::Json {
                 print_json(&v)?;
@@ -243,7 +253,7 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
             }
         }
         ClassCommand::Ls { output } => {
-            let v: Vec<ClassSummary> = client.call(reqwest::Method::GET, "/api/classes").await?;
+            let v: Vec<ClassSummary> = client.call(Method::GET, "/api/classes").await?;
             if output == Output::Json {
                 print_json(&v)?;
             } else {
@@ -270,7 +280,7 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
         }
         ClassCommand::Show { name, output } => {
             let v: Class = client
-                .call(reqwest::Method::GET, &format!("/api/classes/{name}"))
+                .call(Method::GET, &format!("/api/classes/{name}"))
                 .await?;
             if output == Output::Json {
                 print_json(&v)?;
@@ -287,7 +297,7 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
         ClassCommand::Extend { name, by } => {
             let v: Expiry = client
                 .send(
-                    reqwest::Method::POST,
+                    Method::POST,
                     &format!("/api/classes/{name}/extend"),
                     Some(&Extend { by }),
                 )
@@ -296,7 +306,7 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
         }
         ClassCommand::Delete { name } => {
             let _: v6lab_controller::api_types::Deleted = client
-                .call(reqwest::Method::DELETE, &format!("/api/classes/{name}"))
+                .call(Method::DELETE, &format!("/api/classes/{name}"))
                 .await?;
             println!("class {name} deleted; its labs are being removed");
         }
@@ -338,7 +348,7 @@ pub async fn events(remote: Remote, follow: bool, output: Output) -> Result<Exit
         }
     };
     if !follow {
-        let v: Vec<Event> = client.call(reqwest::Method::GET, "/api/events").await?;
+        let v: Vec<Event> = client.call(Method::GET, "/api/events").await?;
         for e in &v {
             show(e);
         }
@@ -346,16 +356,13 @@ pub async fn events(remote: Remote, follow: bool, output: Output) -> Result<Exit
     }
     let mut resp = client
         .http
-        .get(format!("{}/api/events?follow=true", client.base))
-        .bearer_auth(&client.token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the controller at {}", client.base))?;
+        .send(Method::GET, "/api/events?follow=true", &client.token, None)
+        .await?;
     if !resp.status().is_success() {
         bail!("the controller refused ({})", resp.status());
     }
     let mut buf = String::new();
-    while let Some(chunk) = resp.chunk().await? {
+    while let Some(chunk) = transport::chunk(&mut resp).await? {
         buf.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(i) = buf.find("\n\n") {
             let msg: String = buf.drain(..i + 2).collect();
@@ -375,7 +382,7 @@ pub async fn events(remote: Remote, follow: bool, output: Output) -> Result<Exit
 pub async fn check_class(remote: Remote, class: String, output: Output) -> Result<ExitCode> {
     let client = Client::new(&remote)?;
     let v: Class = client
-        .call(reqwest::Method::GET, &format!("/api/classes/{class}"))
+        .call(Method::GET, &format!("/api/classes/{class}"))
         .await?;
     let labs: Vec<(String, String)> = v
         .labs
@@ -387,7 +394,7 @@ pub async fn check_class(remote: Remote, class: String, output: Output) -> Resul
         .map(|(lab, _)| format!("/api/labs/{lab}/checks"))
         .collect();
     let results: Vec<Result<CheckRun>> =
-        futures::future::join_all(paths.iter().map(|p| client.call(reqwest::Method::POST, p)))
+        futures::future::join_all(paths.iter().map(|p| client.call(Method::POST, p)))
             .await;
     if output == Output::Json {
         /// A lab's line of `check --class --output json`.

@@ -23,6 +23,9 @@ pub const SSH_PORT: u16 = 2222;
 /// The SSH gateway's port as `v6lab serve` bound it (`None`: no gateway). Set once at start.
 pub static SSH_GATEWAY_PORT: OnceLock<Option<u16>> = OnceLock::new();
 
+/// The SSH gateway's host key fingerprint (`SHA256:...`), shown on access sheets. Set at start.
+pub static SSH_HOST_KEY: OnceLock<String> = OnceLock::new();
+
 fn ssh_port() -> Option<u16> {
     match SSH_GATEWAY_PORT.get() {
         Some(p) => *p,
@@ -662,7 +665,7 @@ fn base_url(headers: &HeaderMap, given: Option<&str>) -> String {
             return u.to_owned();
         }
     }
-    let scheme = if session::https(headers) {
+    let scheme = if session::https(headers) || crate::tls::enabled() {
         "https"
     } else {
         "http"
@@ -789,6 +792,7 @@ pub async fn sheet(
         "class": {"name": c.name, "topology": c.topology_name, "expires": c.expires,
                   "ends": clock(c.expires)},
         "base": base, "loopback": is_loopback(&host), "slips": slips,
+        "tls_fingerprint": crate::tls::FINGERPRINT.get(), "ssh_host_key": SSH_HOST_KEY.get(),
     });
     page("sheet.html", Some(&who), ctx)
 }

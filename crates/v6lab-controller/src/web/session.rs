@@ -30,7 +30,12 @@ pub fn https(headers: &HeaderMap) -> bool {
 }
 
 fn set_cookie(headers: &HeaderMap, name: &str, value: &str, max_age: i64) -> String {
-    let secure = if https(headers) { "; Secure" } else { "" };
+    // Also when the controller serves HTTPS itself.
+    let secure = if https(headers) || crate::tls::enabled() {
+        "; Secure"
+    } else {
+        ""
+    };
     format!("{name}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict{secure}")
 }
 
