@@ -378,6 +378,19 @@ impl Store {
         })
     }
 
+    /// The digest of a lab's student token (`None`: no such lab, or no token).
+    pub fn token_digest(&self, lab: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT token_digest FROM labs WHERE name = ?1",
+                [lab],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+        })
+    }
+
     /// Replaces a lab's student token (its sessions end with the old one).
     pub fn set_token(&self, lab: &str, token: &str) -> Result<bool, StoreError> {
         self.with(|c| {
