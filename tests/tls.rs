@@ -136,6 +136,15 @@ fn https_with_a_pinned_self_signed_certificate() {
     let sheet = String::from_utf8_lossy(&r);
     assert_eq!(status_of(&r), 200, "{sheet}");
     assert!(sheet.contains(&fp), "the sheet has no fingerprint");
+    // Next to the SSH host key's, as the gateway printed it.
+    let log = s.log();
+    let host_key = log
+        .split("(host key ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("no SSH host key in the log:\n{log}"));
+    assert!(host_key.starts_with("SHA256:"), "{host_key}");
+    assert!(sheet.contains(host_key), "the sheet has no SSH host key");
     assert!(
         sheet.contains(&format!("https://localhost:{port}/s/")),
         "{sheet}"
