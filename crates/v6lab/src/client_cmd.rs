@@ -5,14 +5,14 @@ use crate::topology_cmd::read_topology;
 use crate::transport::{self, Transport, Trust};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
-use hyper::Method;
 use serde_json::{Value, json};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// Where the controller is and who we are: flags, then environment, then the config file
-/// (`~/.config/v6lab/client.conf`, else `/etc/v6lab/client.conf`: `controller = URL` and
-/// `token = TOKEN` lines), then the local controller's defaults.
+/// (`~/.config/v6lab/client.conf`, else `/etc/v6lab/client.conf`: `controller = URL`,
+/// `token = TOKEN`, `tls_fingerprint = SHA256` and `ca = FILE` lines), then the local
+/// controller's defaults.
 #[derive(Args, Clone)]
 pub struct Remote {
     /// The controller's URL [default: http://127.0.0.1:7464].
@@ -145,7 +145,12 @@ impl Client {
         })
     }
 
-    async fn call(&self, method: Method, path: &str, body: Option<Value>) -> Result<Value> {
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<Value> {
         let body = body.map(|b| serde_json::to_vec(&b)).transpose()?;
         let resp = self.http.send(method, path, &self.token, body).await?;
         let status = resp.status();
@@ -208,7 +213,7 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
                 "students": students, "roster": roster, "lifetime": lifetime,
             });
             let v = client
-                .call(Method::POST, "/api/classes", Some(body))
+                .call(reqwest::Method::POST, "/api/classes", Some(body))
                 .await?;
             if output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -228,7 +233,9 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
             }
         }
         ClassCommand::Ls { output } => {
-            let v = client.call(Method::GET, "/api/classes", None).await?;
+            let v = client
+                .call(reqwest::Method::GET, "/api/classes", None)
+                .await?;
             if output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
@@ -255,7 +262,7 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
         }
         ClassCommand::Show { name, output } => {
             let v = client
-                .call(Method::GET, &format!("/api/classes/{name}"), None)
+                .call(reqwest::Method::GET, &format!("/api/classes/{name}"), None)
                 .await?;
             if output == Output::Json {
                 println!("{}", serde_json::to_string_pretty(&v)?);
@@ -272,7 +279,7 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
         ClassCommand::Extend { name, by } => {
             let v = client
                 .call(
-                    Method::POST,
+                    reqwest::Method::POST,
                     &format!("/api/classes/{name}/extend"),
                     Some(json!({"by": by})),
                 )
@@ -284,7 +291,11 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
         }
         ClassCommand::Delete { name } => {
             client
-                .call(Method::DELETE, &format!("/api/classes/{name}"), None)
+                .call(
+                    reqwest::Method::DELETE,
+                    &format!("/api/classes/{name}"),
+                    None,
+                )
                 .await?;
             println!("class {name} deleted; its labs are being removed");
         }
@@ -330,7 +341,9 @@ pub async fn events(remote: Remote, follow: bool, output: Output) -> Result<Exit
         }
     };
     if !follow {
-        let v = client.call(Method::GET, "/api/events", None).await?;
+        let v = client
+            .call(reqwest::Method::GET, "/api/events", None)
+            .await?;
         for e in v.as_array().into_iter().flatten() {
             show(e);
         }
@@ -338,7 +351,12 @@ pub async fn events(remote: Remote, follow: bool, output: Output) -> Result<Exit
     }
     let mut resp = client
         .http
-        .send(Method::GET, "/api/events?follow=true", &client.token, None)
+        .send(
+            reqwest::Method::GET,
+            "/api/events?follow=true",
+            &client.token,
+            None,
+        )
         .await?;
     if !resp.status().is_success() {
         bail!("the controller refused ({})", resp.status());
@@ -364,7 +382,7 @@ pub async fn events(remote: Remote, follow: bool, output: Output) -> Result<Exit
 pub async fn check_class(remote: Remote, class: String, output: Output) -> Result<ExitCode> {
     let client = Client::new(&remote)?;
     let v = client
-        .call(Method::GET, &format!("/api/classes/{class}"), None)
+        .call(reqwest::Method::GET, &format!("/api/classes/{class}"), None)
         .await?;
     let labs: Vec<(String, String)> = v["labs"]
         .as_array()
@@ -381,8 +399,12 @@ pub async fn check_class(remote: Remote, class: String, output: Output) -> Resul
         .iter()
         .map(|(lab, _)| format!("/api/labs/{lab}/checks"))
         .collect();
-    let results =
-        futures::future::join_all(paths.iter().map(|p| client.call(Method::POST, p, None))).await;
+    let results = futures::future::join_all(
+        paths
+            .iter()
+            .map(|p| client.call(reqwest::Method::POST, p, None)),
+    )
+    .await;
     if output == Output::Json {
         let all: Vec<Value> = labs.iter().zip(&results).map(|((lab, s), r)| json!({"lab": lab, "student": s, "result": r.as_ref().ok(), "error": r.as_ref().err().map(|e| e.to_string())})).collect();
         println!("{}", serde_json::to_string_pretty(&all)?);
