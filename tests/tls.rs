@@ -62,22 +62,31 @@ fn https_with_a_pinned_self_signed_certificate() {
         "{answer}"
     );
 
-    // The CLI: with the fingerprint (the harness sets V6LAB_TLS_FINGERPRINT) it works; with
-    // another one, or none (the system's authorities do not know a self-signed certificate), it
-    // refuses and says what to do.
+    // The CLI: with the fingerprint (the harness sets V6LAB_TLS_FINGERPRINT), or on loopback
+    // with the state directory's certificate, it works; with another fingerprint, or none (the
+    // system's authorities do not know a self-signed certificate), it refuses and says what to do.
     let o = s.cli(&["class", "ls"]);
     assert!(o.status.success(), "class ls over HTTPS: {}", text(&o));
     let o = s.cli(&["class", "ls", "--tls-fingerprint", &wrong]);
     assert!(!o.status.success());
     assert!(text(&o).contains(&fp), "{}", text(&o));
-    let o = Command::new(bin())
-        .args(["class", "ls"])
-        .env("V6LAB_CONTROLLER", &s.url)
-        .env("V6LAB_STATE_DIR", &s.dir)
-        .env_remove("V6LAB_TLS_FINGERPRINT")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let without_fingerprint = |state_dir: &std::path::Path| {
+        Command::new(bin())
+            .args(["class", "ls", "--token", &s.admin_token()])
+            .env("V6LAB_CONTROLLER", &s.url)
+            .env("V6LAB_STATE_DIR", state_dir)
+            .env_remove("V6LAB_TLS_FINGERPRINT")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = without_fingerprint(&s.dir);
+    assert!(
+        o.status.success(),
+        "class ls with the local certificate: {}",
+        text(&o)
+    );
+    let o = without_fingerprint(std::path::Path::new("/nonexistent"));
     assert!(!o.status.success());
     assert!(text(&o).contains("--tls-fingerprint"), "{}", text(&o));
     let o = s.cli(&[

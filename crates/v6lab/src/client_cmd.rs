@@ -22,7 +22,8 @@ pub struct Remote {
     #[arg(long, global = true, env = "V6LAB_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// The SHA-256 fingerprint of an https:// controller's certificate (its self-signed one:
-    /// `v6lab serve` prints it at start; the access sheets show it).
+    /// `v6lab serve` prints it at start; the access sheets show it). On loopback, default: the
+    /// state directory's tls.crt when readable.
     #[arg(
         long,
         global = true,
@@ -135,6 +136,11 @@ impl Client {
             .clone()
             .or_else(|| from_file("tls_fingerprint"));
         let ca = r.ca.clone().or_else(|| from_file("ca").map(PathBuf::from));
+        let fingerprint = fingerprint.or_else(|| {
+            ca.is_none()
+                .then(|| transport::local_fingerprint(&base, &r.state_dir))
+                .flatten()
+        });
         let trust = Trust {
             fingerprint: fingerprint.as_deref(),
             ca: ca.as_deref(),
