@@ -276,3 +276,56 @@ fn plain_http_only_on_loopback_or_by_name() {
         std::panic::resume_unwind(p);
     }
 }
+
+/// `--tls-cert`/`--tls-key`: that certificate is served (its fingerprint printed), and nothing is
+/// generated in the state directory.
+#[test]
+fn given_certificate_is_served() {
+    let base = std::env::temp_dir().join(format!("v6lab-tls-given-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (certs, state) = (base.join("certs"), base.join("state"));
+    std::fs::create_dir_all(&certs).unwrap();
+    let (id, _) =
+        v6lab_controller::tls::self_signed(&certs, &["lab.example.org".to_owned()]).unwrap();
+    let port = free_port();
+    let log = base.join("serve.log");
+    let mut child = Command::new(bin())
+        .args([
+            "serve",
+            "--ssh-listen",
+            "off",
+            "--listen",
+            &format!("[::]:{port}"),
+        ])
+        .arg("--tls-cert")
+        .arg(certs.join(v6lab_controller::tls::CERT_FILE))
+        .arg("--tls-key")
+        .arg(certs.join(v6lab_controller::tls::KEY_FILE))
+        .arg("--state-dir")
+        .arg(&state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let ok = std::panic::catch_unwind(|| {
+        wait_for("/healthz over HTTPS", Duration::from_secs(120), || {
+            let r = https_exchange(
+                port,
+                &id.fingerprint,
+                "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            )
+            .ok()?;
+            (status_of(&r) == 200).then_some(())
+        });
+        let log = std::fs::read_to_string(&log).unwrap();
+        assert!(log.contains(&id.fingerprint), "{log}");
+        assert!(!state.join(v6lab_controller::tls::CERT_FILE).exists());
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&base);
+    if let Err(p) = ok {
+        std::panic::resume_unwind(p);
+    }
+}
