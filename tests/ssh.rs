@@ -524,6 +524,7 @@ fn a_crowd_of_silent_connections_does_not_keep_students_out() {
     for i in 0..60 {
         crowd.extend(silent(port, [127, 0, 1, i + 1], 10));
     }
+    let opened_all = opened.elapsed();
     let held = wait_for(
         "the gateway to keep at most 512 connections waiting",
         Duration::from_secs(20),
@@ -570,8 +571,8 @@ fn a_crowd_of_silent_connections_does_not_keep_students_out() {
     let all_closed = opened.elapsed();
     println!("every silent connection closed {all_closed:?} after opening (deadline 30 s)");
     assert!(
-        all_closed >= Duration::from_secs(25) && all_closed <= Duration::from_secs(45),
-        "the last silent connection closed {all_closed:?} after opening"
+        all_closed >= Duration::from_secs(25) && all_closed <= opened_all + Duration::from_secs(40),
+        "the last silent connection closed {all_closed:?} after opening ({opened_all:?} to open)"
     );
 }
 

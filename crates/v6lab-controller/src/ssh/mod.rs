@@ -403,7 +403,7 @@ impl Conn {
             match LabSlot::take(&self.sh, lab, Use::Connection) {
                 Some(slot) => self.lab_slot = Some(slot),
                 None => {
-                    tracing::info!(peer = %self.peer.ip(), lab, "ssh: too many connections to one lab");
+                    tracing::debug!(peer = %self.peer.ip(), lab, "ssh: too many connections to one lab");
                     self.access = Some(Access::Refused(Use::Connection.refusal(lab)));
                     return;
                 }
@@ -481,7 +481,7 @@ impl server::Handler for Conn {
         };
         if self.channels.fetch_add(1, Ordering::Relaxed) >= limits::CHANNELS_PER_CONNECTION {
             self.channels.fetch_sub(1, Ordering::Relaxed);
-            tracing::info!(peer = %self.peer.ip(), "ssh: too many channels on one connection");
+            tracing::debug!(peer = %self.peer.ip(), "ssh: too many channels on one connection");
             reply
                 .reject(russh::ChannelOpenFailure::ResourceShortage)
                 .await;

@@ -469,7 +469,7 @@ pub(super) async fn run(
         } => match LabSlot::take(&sh, lab, Use::Session) {
             Some(s) => Some(s),
             None => {
-                tracing::info!(peer = %peer.ip(), lab, "ssh: too many sessions in one lab");
+                tracing::debug!(peer = %peer.ip(), lab, "ssh: too many sessions in one lab");
                 io.finish(End::Fail(Use::Session.refusal(lab))).await;
                 pump.abort();
                 return;
