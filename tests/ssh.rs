@@ -652,6 +652,32 @@ fn channels_and_sessions_are_bounded_per_connection_and_per_lab() {
     wait_for("the commands to end", Duration::from_secs(30), || {
         (running(&lab, "sleep 600") == 0).then_some(())
     });
+
+    // 32 connections to the lab (no sessions): the next login is told why it gets nothing.
+    let logins = s.log().matches("ssh: login peer").count();
+    let idle: Vec<KillOnDrop> = (0..32)
+        .map(|_| {
+            KillOnDrop(
+                s.ssh(&user, &token, &["-N"], &[])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    wait_for("32 connections to log in", Duration::from_secs(60), || {
+        (s.log().matches("ssh: login peer").count() >= logins + 32).then_some(())
+    });
+    let (code, _, err) = s.run(&user, &token, &["true"]);
+    assert_eq!(code, 1, "{err}");
+    println!("a 33rd connection to the lab: {err}");
+    assert!(err.contains("32 SSH connections open already"), "{err}");
+    drop(idle);
+    wait_for("room for a connection", Duration::from_secs(30), || {
+        (s.run(&user, &token, &["true"]).0 == 0).then_some(())
+    });
 }
 
 /// Restarts the controller of `s` (same state directory and ports) with `extra` arguments;
