@@ -423,3 +423,48 @@ fn controller_sweeps_links_that_a_killed_up_left() {
     );
     drop(s);
 }
+
+#[test]
+fn check_now_runs_once_at_a_time_with_a_cooldown() {
+    let mut s = Serve::start("cooldown");
+    let class = class_name("cool");
+    s.class_create("ipv6-basics", &class, 1, "15m");
+    let v = s.wait_ready(&class, 1);
+    let lab = v["labs"][0]["name"].as_str().unwrap().to_owned();
+    let token = v["labs"][0]["token"].as_str().unwrap().to_owned();
+    let path = format!("/api/labs/{lab}/checks");
+    let (code, body) = s.request("POST", &path, Some(&token));
+    assert_eq!(code, 200, "{body}");
+    // At once again: refused, saying when to retry.
+    let http = reqwest::blocking::Client::new();
+    let again = http
+        .post(format!("{}{path}", s.url))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 429);
+    let retry: u64 = again.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=5).contains(&retry), "Retry-After: {retry}");
+    let err: Value = again.json().unwrap();
+    assert!(
+        err["error"].as_str().unwrap().contains("try again in"),
+        "{err}"
+    );
+    assert_eq!(err["retry_after"], retry);
+    // After the cooldown the lab can be checked again.
+    std::thread::sleep(Duration::from_secs(retry));
+    assert_eq!(s.request("POST", &path, Some(&token)).0, 200);
+    // The bound on commands in nodes and the refusals are in the metrics.
+    let (_, metrics) = s.request("GET", "/metrics", None);
+    assert!(metrics.contains("v6lab_execs_limit 32"), "{metrics}");
+    assert!(
+        metrics.contains("v6lab_checks_refused_total 1"),
+        "{metrics}"
+    );
+}

@@ -17,7 +17,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
-use v6lab_runtime::exercise::Patience;
 
 #[derive(Clone)]
 pub struct Api {
@@ -672,7 +671,7 @@ async fn check_lab_now(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(lab): Path<String>,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     api.lab_access(&headers, peer, &lab)?;
     let l = api
         .ctl
@@ -686,8 +685,12 @@ async fn check_lab_now(
             format!("lab {lab} is not ready yet ({})", l.state.as_str()),
         ));
     }
-    let results = api.ctl.check_lab(&l, Patience::UntilTimeout).await;
-    Ok(Json(json!({"lab": lab, "exercises": results})))
+    // One run at a time per lab, and a cooldown: 429 with Retry-After otherwise.
+    let results = match api.ctl.check_now(&l).await {
+        Ok(r) => r,
+        Err(refused) => return Ok(refused.into_response()),
+    };
+    Ok(Json(json!({"lab": lab, "exercises": results})).into_response())
 }
 
 #[derive(Deserialize)]

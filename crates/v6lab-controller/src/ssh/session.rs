@@ -834,7 +834,8 @@ async fn hangup(sh: &Shared, lab: &str, node: &str, mark: &str) {
     let argv: Vec<String> = ["/bin/sh", "-c", SCRIPT, "v6lab", mark]
         .map(String::from)
         .to_vec();
-    if let Err(e) = sh.ctl.docker.exec(lab, node, &argv).await {
+    let limits = v6lab_runtime::docker::ExecLimits::within(Duration::from_secs(5));
+    if let Err(e) = sh.ctl.docker.exec(lab, node, &argv, limits).await {
         tracing::debug!(lab, node, error = %e, "ssh: hanging up a session's shell");
     }
 }
