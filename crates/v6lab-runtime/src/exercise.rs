@@ -43,6 +43,10 @@ const READ_TOPOLOGY: Duration = Duration::from_secs(10);
 const TOPOLOGY_CAP: usize = 4 << 20;
 /// Each step of a reference solution.
 const SOLUTION_STEP: Duration = Duration::from_secs(60);
+/// The least time one run of a check gets, whatever its timeout: a check's timeout is how long
+/// it may take to converge, and a single run may legitimately take a few seconds (`curl -m 5`,
+/// a slow engine).
+const MIN_RUN: Duration = Duration::from_secs(10);
 /// Time added to a lab's check budget for the engine's round trips.
 const BUDGET_MARGIN: Duration = Duration::from_secs(5);
 
@@ -113,9 +117,14 @@ fn check_timeout(c: &CheckPlan) -> Duration {
     Duration::from_secs(c.timeout_secs.max(1))
 }
 
+/// How long one run of a check may take before it is stopped.
+fn run_deadline(c: &CheckPlan) -> Duration {
+    check_timeout(c).max(MIN_RUN)
+}
+
 /// The longest a lab's check run (the exercises named, or all) can take: each wave of
-/// [`CONCURRENCY`] checks at most the longest timeout, plus a margin. The caller passes a
-/// deadline at least this far (or shorter, to cap a hostile lab).
+/// [`CONCURRENCY`] checks at most the longest timeout (retries) and one more run, plus a
+/// margin. The caller passes a deadline at least this far (or shorter, to cap a hostile lab).
 pub fn budget(plan: &Plan, only: Option<&str>) -> Duration {
     let checks: Vec<&CheckPlan> = plan
         .exercises
@@ -125,7 +134,7 @@ pub fn budget(plan: &Plan, only: Option<&str>) -> Duration {
         .collect();
     let longest = checks
         .iter()
-        .map(|c| check_timeout(c))
+        .map(|c| check_timeout(c) + run_deadline(c))
         .max()
         .unwrap_or_default();
     let waves = checks.len().div_ceil(CONCURRENCY) as u32;
@@ -133,8 +142,8 @@ pub fn budget(plan: &Plan, only: Option<&str>) -> Duration {
 }
 
 /// Runs one check until it passes, its timeout passes (see [`Patience`]) or `until` (the
-/// lab's run deadline). Every run is bounded by the check's timeout: a check that hangs or
-/// floods its output fails, saying so, and is not run again.
+/// lab's run deadline). Every run is bounded (its timeout, at least 10 s; the output cap): a
+/// check that hangs or floods its output fails, saying so, and is not run again.
 pub async fn run_check<E: NodeExec>(
     rt: &E,
     lab: &str,
@@ -152,13 +161,10 @@ pub async fn run_check<E: NodeExec>(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        // This run: the check's timeout, or what is left of it (retries), and of the lab's run.
-        let run_until = match patience {
-            Patience::UntilTimeout => deadline,
-            Patience::Once => start + check_timeout(c),
-        }
-        .min(until);
-        let left = run_until.saturating_duration_since(Instant::now());
+        // This run: its own deadline, within the lab's run.
+        let run_start = Instant::now();
+        let run_until = (run_start + run_deadline(c)).min(until);
+        let left = run_until.saturating_duration_since(run_start);
         let mut stopped = false;
         let (passed, detail) = match rt
             .exec_in(lab, &c.node, &argv, ExecLimits::within(left))
@@ -166,10 +172,10 @@ pub async fn run_check<E: NodeExec>(
         {
             Ok(o) if o.timed_out => {
                 stopped = true;
-                let within = if until < start + check_timeout(c) && Instant::now() >= until {
+                let within = if run_until == until && Instant::now() >= until {
                     "before the lab's checks ran out of time".to_string()
                 } else {
-                    format!("within {}s", check_timeout(c).as_secs())
+                    format!("within {}s", run_deadline(c).as_secs())
                 };
                 (
                     false,
@@ -361,8 +367,8 @@ mod tests {
     use super::*;
     use v6lab_core::plan::CheckKind;
 
-    /// A node per behaviour: `ok` passes, `flood` overflows its output, `hang` never ends
-    /// (it answers at its deadline, as the bounded exec does).
+    /// A node per behaviour: `ok` passes, `flood` overflows its output, `hang` and `slow` never
+    /// end (the bounded exec answers timed out: `slow` at its deadline, `hang` at once).
     struct Fake;
 
     impl NodeExec for Fake {
@@ -389,8 +395,11 @@ mod tests {
                     out.stopped =
                         Some("output truncated at 64 KiB; the command was stopped".into());
                 }
-                "hang" => {
-                    tokio::time::sleep(limits.deadline).await;
+                "hang" | "slow" => {
+                    // The bounded exec answers at the deadline ("hang": as if it had passed).
+                    if node == "slow" {
+                        tokio::time::sleep(limits.deadline).await;
+                    }
                     out.exit_code = -1;
                     out.timed_out = true;
                     out.stopped = Some("the command did not finish; it was stopped".into());
@@ -429,17 +438,18 @@ mod tests {
 
     #[tokio::test]
     async fn a_hung_check_fails_at_its_timeout_saying_so() {
-        let t = Instant::now();
         let r = run_check(&Fake, "l", &check("hang", 1), Patience::UntilTimeout, far()).await;
         assert!(!r.passed);
         assert_eq!(r.attempts, 1);
+        // Each run gets at least 10 s, whatever the check's convergence timeout.
         assert!(
-            r.detail.contains("did not finish within 1s"),
+            r.detail
+                .contains("the check did not finish within 10s; it was stopped"),
             "{}",
             r.detail
         );
-        let took = t.elapsed();
-        assert!(took < Duration::from_secs(3), "{took:?}");
+        let r = run_check(&Fake, "l", &check("hang", 30), Patience::Once, far()).await;
+        assert!(r.detail.contains("within 30s"), "{}", r.detail);
         // Even an expected failure does not pass by hanging.
         let mut c = check("hang", 1);
         c.expect_fail = true;
@@ -473,7 +483,7 @@ mod tests {
     #[tokio::test]
     async fn the_lab_deadline_bounds_its_checks() {
         let until = Instant::now() + Duration::from_millis(300);
-        let r = run_check(&Fake, "l", &check("hang", 10), Patience::Once, until).await;
+        let r = run_check(&Fake, "l", &check("slow", 10), Patience::Once, until).await;
         assert!(!r.passed);
         assert!(r.detail.contains("ran out of time"), "{}", r.detail);
         assert!(Instant::now() < until + Duration::from_secs(1));
@@ -498,8 +508,8 @@ mod tests {
             checks: (0..9).map(|i| check("ok", 3 + i)).collect(),
             solution: vec![],
         });
-        // 9 checks: two waves of at most 11 s.
-        assert_eq!(budget(&plan, None), Duration::from_secs(22) + BUDGET_MARGIN);
+        // 9 checks: two waves of at most 11 s of retries and one more run of 11 s.
+        assert_eq!(budget(&plan, None), Duration::from_secs(44) + BUDGET_MARGIN);
         assert_eq!(budget(&plan, Some("other")), BUDGET_MARGIN);
     }
 }
