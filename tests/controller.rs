@@ -468,3 +468,89 @@ fn check_now_runs_once_at_a_time_with_a_cooldown() {
         "{metrics}"
     );
 }
+
+/// The `checked` time and detail of each exercise of a lab (the administrator's view).
+fn lab_progress(s: &Serve, lab: &str) -> Vec<(i64, String)> {
+    let (code, body) = s.request(
+        "GET",
+        &format!("/api/labs/{lab}/checks"),
+        Some(&s.admin_token()),
+    );
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["exercises"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["checked"].as_i64().unwrap_or(0),
+                e["detail"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_hostile_lab_never_delays_the_checks_of_the_others() {
+    let mut s = Serve::with("hostile", "2s", false);
+    let class = class_name("hos");
+    s.class_create("ipv6-basics", &class, 2, "15m");
+    let v = s.wait_ready(&class, 2);
+    let hostile = v["labs"][0]["name"].as_str().unwrap().to_owned();
+    let other = v["labs"][1]["name"].as_str().unwrap().to_owned();
+    // In every node of the hostile lab, the tools checks use flood or hang.
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            &format!("label=dev.v6lab.lab={hostile}"),
+        ])
+        .output()
+        .unwrap();
+    let containers = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!containers.trim().is_empty());
+    for c in containers.lines() {
+        let plant = "for t in ip dig curl; do p=$(command -v $t) && printf '#!/bin/sh\\nexec cat /dev/zero\\n' > \"$p\"; done; \
+                     for t in ping pidof vtysh; do p=$(command -v $t) && printf '#!/bin/sh\\nexec sleep infinity\\n' > \"$p\"; done; true";
+        let o = Command::new("docker")
+            .args(["exec", c, "sh", "-c", plant])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // The other lab is checked on schedule (every 2 s) while the hostile lab's checks hang.
+    let t0 = std::time::Instant::now();
+    let mut seen = std::collections::BTreeSet::new();
+    while t0.elapsed() < Duration::from_secs(14) {
+        if let Some((checked, _)) = lab_progress(&s, &other).first() {
+            seen.insert(*checked);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    eprintln!(
+        "other lab checked {} times in {:?} while the hostile lab's checks hung",
+        seen.len(),
+        t0.elapsed()
+    );
+    assert!(seen.len() >= 4, "checked at {seen:?}");
+    // The hostile lab's checks fail, saying why.
+    let detail = wait_for(
+        "the hostile lab's checks to report being stopped",
+        Duration::from_secs(60),
+        || {
+            lab_progress(&s, &hostile)
+                .into_iter()
+                .map(|(_, d)| d)
+                .find(|d| d.contains("did not finish within") || d.contains("output truncated"))
+        },
+    );
+    eprintln!("hostile lab: {detail}");
+    let (_, metrics) = s.request("GET", "/metrics", None);
+    assert!(
+        !metrics.contains("v6lab_execs_stopped_total 0"),
+        "{metrics}"
+    );
+}
