@@ -135,9 +135,17 @@ impl NodeExec for Gated<'_> {
             });
         };
         let m = &self.ctl.metrics;
+        // Counted down however the exec ends, also when its caller drops it.
+        struct Running<'a>(&'a std::sync::atomic::AtomicU64);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
         m.execs_running.fetch_add(1, Ordering::Relaxed);
+        let running = Running(&m.execs_running);
         let out = self.ctl.docker.exec(lab, node, argv, limits).await;
-        m.execs_running.fetch_sub(1, Ordering::Relaxed);
+        drop(running);
         if matches!(&out, Ok(o) if o.stopped.is_some()) {
             m.execs_stopped.fetch_add(1, Ordering::Relaxed);
         }

@@ -300,10 +300,11 @@ impl Docker {
         } else {
             None
         };
-        guard.armed = false;
         if stopped.is_some() {
+            // Still armed: a caller dropping this future now does not cut the stop short.
             self.stop_exec(&created.id, &guard.mark).await;
         }
+        guard.armed = false;
         Ok(ExecOutput {
             exit_code,
             stdout: String::from_utf8_lossy(&demux.stdout).into_owned(),
