@@ -554,3 +554,69 @@ fn a_hostile_lab_never_delays_the_checks_of_the_others() {
         "{metrics}"
     );
 }
+
+#[test]
+fn a_lab_deleted_while_being_created_stops_being_created() {
+    let s = Serve::start("cancel");
+    let class = class_name("can");
+    // A node whose start hangs (well within the 60 s start-command deadline).
+    let topology = s.dir.join("hangs.yaml");
+    std::fs::write(
+        &topology,
+        "name: hangs\nsegments:\n  lan: ipv6-only\nnodes:\n  h1:\n    role: host\n    \
+         interfaces:\n      eth1: lan\n    exec:\n      - sleep 3600\n",
+    )
+    .unwrap();
+    struct Down(Vec<String>);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            for l in &self.0 {
+                let _ = Command::new(bin()).args(["down", l]).output();
+            }
+        }
+    }
+    let _down = Down(vec![format!("{class}-student-01")]);
+    let o = s.cli(&[
+        "class",
+        "create",
+        topology.to_str().unwrap(),
+        "--students",
+        "1",
+        "--lifetime",
+        "15m",
+        "--name",
+        &class,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The lab's node is up and its start command hangs.
+    let container = format!("v6lab-{class}-student-01_h1");
+    wait_for(
+        "the lab's start command to run",
+        Duration::from_secs(60),
+        || {
+            let o = Command::new("docker")
+                .args(["top", &container])
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&o.stdout)
+                .contains("sleep 3600")
+                .then_some(())
+        },
+    );
+    let t0 = std::time::Instant::now();
+    assert!(s.cli(&["class", "delete", &class]).status.success());
+    wait_for(
+        "the lab being created to be removed",
+        Duration::from_secs(30),
+        || runtime_labs(&class).is_empty().then_some(()),
+    );
+    eprintln!(
+        "a lab deleted while being created was gone after {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        s.log().contains("stopped: the lab was deleted"),
+        "{}",
+        s.log()
+    );
+}
