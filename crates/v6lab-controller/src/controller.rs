@@ -370,6 +370,11 @@ impl Controller {
         // ended before it has written its result, which the store read below sees.
         let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let desired = self.store.labs().map_err(|e| e.to_string())?;
+        // Links before containers: a lab being made has its containers before its links, so a
+        // link seen here whose lab has no container in the listing below is truly left over
+        // (read the other way round, a lab created between the two reads would look like
+        // leftover links and be swept from under whoever is making it).
+        let with_links = self.docker.labs_with_links().await;
         let observed: Vec<Observed> = self
             .docker
             .list()
@@ -386,9 +391,9 @@ impl Controller {
             })
             .collect();
         // Links without any container: left by a killed `up` or `down`. Ours to sweep when no
-        // desired lab owns them (a lab being made has its containers before its links).
+        // desired lab owns them.
         let mut observed = observed;
-        if let Ok(with_links) = self.docker.labs_with_links().await {
+        if let Ok(with_links) = with_links {
             for lab in with_links {
                 if !observed.iter().any(|o| o.name == lab) {
                     observed.push(Observed {
