@@ -5,6 +5,7 @@
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::load::Source;
+use crate::policy::Policy;
 use crate::sp::{Loc, Sp};
 use crate::structure::did_you_mean;
 use crate::topology::{self as t, Family, IpFamily, RaMode, Role, Topology};
@@ -327,10 +328,17 @@ impl NodePlan {
     }
 }
 
-/// Validates and plans a topology. All problems are reported together.
+/// Validates and plans a topology against the process's policy ([`crate::policy::current`]).
+/// All problems are reported together.
 pub fn build(src: &Source, topo: &Topology) -> Result<Plan, Diagnostics> {
+    build_with(src, topo, crate::policy::current())
+}
+
+/// Validates and plans a topology against `policy`. All problems are reported together.
+pub fn build_with(src: &Source, topo: &Topology, policy: &Policy) -> Result<Plan, Diagnostics> {
     let mut p = Planner::new(topo);
     let plan = p.run(src);
+    p.diags.extend(crate::policy::check(topo, policy));
     if p.diags.is_empty() {
         Ok(plan)
     } else {
@@ -338,10 +346,19 @@ pub fn build(src: &Source, topo: &Topology) -> Result<Plan, Diagnostics> {
     }
 }
 
-/// Parses, validates and plans in one call.
+/// Parses, validates and plans in one call, against the process's policy.
 pub fn plan_source(file: &str, bytes: &[u8]) -> Result<(Source, Plan), (Source, Diagnostics)> {
+    plan_source_with(file, bytes, crate::policy::current())
+}
+
+/// Parses, validates and plans in one call, against `policy`.
+pub fn plan_source_with(
+    file: &str,
+    bytes: &[u8],
+    policy: &Policy,
+) -> Result<(Source, Plan), (Source, Diagnostics)> {
     let (src, topo) = crate::load::parse(file, bytes)?;
-    match build(&src, &topo) {
+    match build_with(&src, &topo, policy) {
         Ok(plan) => Ok((src, plan)),
         Err(d) => Err((src, d)),
     }
