@@ -256,63 +256,52 @@ pub fn check(topo: &Topology, policy: &Policy) -> Vec<Diagnostic> {
         }
         let limits = node.limits.as_ref();
         let at = |v: Option<Loc>| v.unwrap_or(name.loc);
+        let node_over = |loc: Loc, what: String, max: String| {
+            Diagnostic::new(
+                loc,
+                format!(
+                    "node `{}`: {what} is above the maximum of {max} per node",
+                    name.value
+                ),
+            )
+            .hint(format!("write at most `{max}`; {set_by}"))
+        };
         // Memory: explicit values the planner rejects are reported there, not here.
         let mem: Option<&Sp<String>> = limits.and_then(|l| l.memory.as_ref());
-        let node_memory = match mem.map(|m| values::parse_size(m)) {
-            None => DEFAULT_MEMORY,
-            Some(Ok(b)) => {
+        let node_memory = match mem.map(|m| (m.loc, values::parse_size(m))) {
+            Some((loc, Ok(b))) => {
                 if b > policy.node.memory_bytes {
-                    diags.push(
-                        Diagnostic::new(
-                            mem.expect("present").loc,
-                            format!(
-                                "node `{}`: memory {} is above the maximum of {} per node",
-                                name.value,
-                                show_size(b),
-                                show_size(policy.node.memory_bytes)
-                            ),
-                        )
-                        .hint(format!(
-                            "write at most `{}`; {set_by}",
-                            show_size(policy.node.memory_bytes)
-                        )),
-                    );
+                    diags.push(node_over(
+                        loc,
+                        format!("memory {}", show_size(b)),
+                        show_size(policy.node.memory_bytes),
+                    ));
                 }
                 b
             }
-            Some(Err(_)) => DEFAULT_MEMORY,
+            None | Some((_, Err(_))) => DEFAULT_MEMORY,
         };
         let pid_value = limits.and_then(|l| l.pids.as_ref());
         let node_pids = pid_value.map_or(DEFAULT_PIDS, |p| p.value);
         if let Some(p) = pid_value
             && p.value > policy.node.pids
         {
-            diags.push(
-                Diagnostic::new(
-                    p.loc,
-                    format!(
-                        "node `{}`: {} processes is above the maximum of {} per node",
-                        name.value, p.value, policy.node.pids
-                    ),
-                )
-                .hint(format!("write at most `{}`; {set_by}", policy.node.pids)),
-            );
+            diags.push(node_over(
+                p.loc,
+                format!("{} processes", p.value),
+                policy.node.pids.to_string(),
+            ));
         }
         let cpu_value = limits.and_then(|l| l.cpus.as_ref());
         let node_cpus = cpu_value.map_or(DEFAULT_CPUS, |c| c.value);
         if let Some(c) = cpu_value
             && c.value > policy.node.cpus
         {
-            diags.push(
-                Diagnostic::new(
-                    c.loc,
-                    format!(
-                        "node `{}`: {} CPUs is above the maximum of {} per node",
-                        name.value, c.value, policy.node.cpus
-                    ),
-                )
-                .hint(format!("write at most `{}`; {set_by}", policy.node.cpus)),
-            );
+            diags.push(node_over(
+                c.loc,
+                format!("{} CPUs", c.value),
+                policy.node.cpus.to_string(),
+            ));
         }
         memory = memory.saturating_add(node_memory);
         pids = pids.saturating_add(u64::from(node_pids));
@@ -335,49 +324,32 @@ pub fn check(topo: &Topology, policy: &Policy) -> Vec<Diagnostic> {
             }
         }
     }
-    let lab_hint = |what: &str, max: String| {
-        format!(
-            "give the nodes smaller `limits:` ({what} at most {max} in all; nodes without `limits:` count their defaults: {}, {} processes, {} CPU); {set_by}",
-            show_size(DEFAULT_MEMORY),
-            DEFAULT_PIDS,
-            DEFAULT_CPUS
-        )
-    };
-    if let Some(loc) = crossed[0] {
+    let totals = [
+        (
+            "memory",
+            format!("{} of memory", show_size(memory)),
+            show_size(policy.lab.memory_bytes),
+        ),
+        (
+            "processes",
+            format!("{pids} processes"),
+            policy.lab.pids.to_string(),
+        ),
+        ("CPUs", format!("{cpus} CPUs"), policy.lab.cpus.to_string()),
+    ];
+    for ((what, total, max), loc) in totals.into_iter().zip(crossed) {
+        let Some(loc) = loc else { continue };
         diags.push(
             Diagnostic::new(
                 loc,
-                format!(
-                    "the lab's nodes ask for {} of memory in all, above the maximum of {} per lab",
-                    show_size(memory),
-                    show_size(policy.lab.memory_bytes)
-                ),
+                format!("the lab's nodes ask for {total} in all, above the maximum of {max} per lab"),
             )
-            .hint(lab_hint("memory", show_size(policy.lab.memory_bytes))),
-        );
-    }
-    if let Some(loc) = crossed[1] {
-        diags.push(
-            Diagnostic::new(
-                loc,
-                format!(
-                    "the lab's nodes ask for {pids} processes in all, above the maximum of {} per lab",
-                    policy.lab.pids
-                ),
-            )
-            .hint(lab_hint("processes", policy.lab.pids.to_string())),
-        );
-    }
-    if let Some(loc) = crossed[2] {
-        diags.push(
-            Diagnostic::new(
-                loc,
-                format!(
-                    "the lab's nodes ask for {cpus} CPUs in all, above the maximum of {} per lab",
-                    policy.lab.cpus
-                ),
-            )
-            .hint(lab_hint("CPUs", policy.lab.cpus.to_string())),
+            .hint(format!(
+                "give the nodes smaller `limits:` ({what} at most {max} in all; nodes without `limits:` count their defaults: {}, {} processes, {} CPU); {set_by}",
+                show_size(DEFAULT_MEMORY),
+                DEFAULT_PIDS,
+                DEFAULT_CPUS
+            )),
         );
     }
     diags

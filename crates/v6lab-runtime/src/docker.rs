@@ -691,9 +691,12 @@ impl Docker {
             dns: Some(vec!["::1".into()]),
             dns_search: Some(vec![".".into()]),
             sysctls: Some(
-                node.sysctls
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
+                // Any port may be bound inside the node's own namespace, so servers below 1024
+                // need no NET_BIND_SERVICE (Docker's default since 20.10, stated here).
+                [("net.ipv4.ip_unprivileged_port_start", "0")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .chain(node.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())))
                     .collect(),
             ),
             memory: positive(node.limits.memory_bytes),

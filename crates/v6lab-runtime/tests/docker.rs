@@ -335,7 +335,7 @@ async fn up_ping_inspect_down() {
     let links = ok(&d, &lab, "n1", &argv(&["ls", "/sys/class/net"])).await;
     assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["eth1", "lo"]);
 
-    // The container: no network but ours, init, two added capabilities, limits, labels, tun
+    // The container: no network but ours, init, only the listed capabilities, limits, labels, tun
     // only where asked, sysctls inherited by the interface added after start.
     let info = d
         .client()
@@ -345,7 +345,13 @@ async fn up_ping_inspect_down() {
     let hc = info.host_config.unwrap();
     assert_eq!(hc.network_mode.as_deref(), Some("none"));
     assert_eq!((hc.init, hc.privileged), (Some(true), Some(false)));
-    assert_eq!(hc.cap_add.unwrap(), ["NET_ADMIN", "NET_RAW"]);
+    assert_eq!(hc.cap_drop.unwrap(), ["ALL"]);
+    let kept: Vec<&str> = v6lab_runtime::spec::NODE_CAPABILITIES
+        .iter()
+        .map(|(c, _)| *c)
+        .collect();
+    assert_eq!(hc.cap_add.unwrap(), kept);
+    assert_eq!(hc.security_opt.unwrap(), ["no-new-privileges"]);
     assert_eq!(
         (hc.memory, hc.pids_limit, hc.nano_cpus),
         (Some(128 << 20), Some(256), Some(500_000_000))
@@ -851,12 +857,20 @@ async fn nodes_are_root_in_their_lab_and_nothing_more() {
         &d,
         &lab,
         "n1",
-        &sh("ip link add v6test type dummy && ip link del v6test"),
+        &sh("ip addr add 2001:db8:ffff::1/128 dev lo && ip addr del 2001:db8:ffff::1/128 dev lo"),
+    )
+    .await;
+    // Servers bind ports below 1024 without NET_BIND_SERVICE (in the node's own namespace).
+    ok(
+        &d,
+        &lab,
+        "n1",
+        &sh("timeout 1 socat -u UDP6-RECV:53 /dev/null; test $? = 124"),
     )
     .await;
     let id = ok(&d, &lab, "n1", &sh("su -s /bin/sh -c id nobody")).await;
     assert!(id.contains("uid=65534"), "{id}");
-    // And nothing more: no mounts, no raw devices, no chroot, no module loading.
+    // And nothing more: no mounts, no device nodes, no chroot.
     for cmd in [
         "mount -t tmpfs none /mnt",
         "mknod /dev/v6test b 8 0",
@@ -874,7 +888,11 @@ async fn nodes_are_root_in_their_lab_and_nothing_more() {
         .exec(
             &lab,
             "n1",
-            &sh("dd if=/dev/zero of=/tmp/fill bs=1M count=1000 2>&1; stat -c %s /tmp/fill"),
+            // Two files, each below the file size limit: the file system's size stops them.
+            &sh(
+                "for f in a b; do dd if=/dev/zero of=/tmp/$f bs=1M count=48 2>&1; done; \
+                 cat /tmp/a /tmp/b | wc -c",
+            ),
         )
         .await
         .unwrap();
