@@ -337,6 +337,7 @@ pub fn build(src: &Source, topo: &Topology) -> Result<Plan, Diagnostics> {
 /// Validates and plans a topology against `policy`. All problems are reported together.
 pub fn build_with(src: &Source, topo: &Topology, policy: &Policy) -> Result<Plan, Diagnostics> {
     let mut p = Planner::new(topo);
+    p.default_limits = policy.node_defaults();
     let plan = p.run(src);
     p.diags.extend(crate::policy::check(topo, policy));
     if p.diags.is_empty() {
@@ -369,6 +370,8 @@ pub(crate) struct Planner<'t> {
     diags: Vec<Diagnostic>,
     seg_index: HashMap<&'t str, usize>,
     node_index: HashMap<&'t str, usize>,
+    /// Limits of nodes that set none: the defaults, within the policy's maxima.
+    default_limits: LimitsPlan,
 }
 
 /// Where a prefix came from, for overlap messages.
@@ -385,6 +388,7 @@ impl<'t> Planner<'t> {
             diags: Vec::new(),
             seg_index: HashMap::new(),
             node_index: HashMap::new(),
+            default_limits: Policy::default().node_defaults(),
         }
     }
 
@@ -1170,11 +1174,7 @@ impl<'t> Planner<'t> {
     }
 
     fn limits(&mut self, l: Option<&t::Limits>) -> LimitsPlan {
-        let mut out = LimitsPlan {
-            memory_bytes: DEFAULT_MEMORY,
-            pids: DEFAULT_PIDS,
-            cpus: DEFAULT_CPUS,
-        };
+        let mut out = self.default_limits;
         let Some(l) = l else { return out };
         if let Some(m) = &l.memory {
             match values::parse_size(m) {

@@ -167,6 +167,15 @@ impl Policy {
         }
     }
 
+    /// Limits of a node that sets none: the defaults, lowered to the node maxima.
+    pub fn node_defaults(&self) -> crate::plan::LimitsPlan {
+        crate::plan::LimitsPlan {
+            memory_bytes: DEFAULT_MEMORY.min(self.node.memory_bytes),
+            pids: DEFAULT_PIDS.min(self.node.pids),
+            cpus: DEFAULT_CPUS.min(self.node.cpus),
+        }
+    }
+
     /// Allows one more image (`--allow-image`).
     pub fn allow_image(&mut self, image: &str) {
         if !self.images.iter().any(|i| i == image) {
@@ -213,6 +222,7 @@ pub fn check(topo: &Topology, policy: &Policy) -> Vec<Diagnostic> {
     let mut pids = 0u64;
     let mut cpus = 0f64;
     let mut crossed: [Option<Loc>; 3] = [None; 3];
+    let defaults = policy.node_defaults();
     for (name, node) in topo.nodes.iter() {
         if let Some(image) = &node.image
             && !policy.any_image
@@ -279,10 +289,10 @@ pub fn check(topo: &Topology, policy: &Policy) -> Vec<Diagnostic> {
                 }
                 b
             }
-            None | Some((_, Err(_))) => DEFAULT_MEMORY,
+            None | Some((_, Err(_))) => defaults.memory_bytes,
         };
         let pid_value = limits.and_then(|l| l.pids.as_ref());
-        let node_pids = pid_value.map_or(DEFAULT_PIDS, |p| p.value);
+        let node_pids = pid_value.map_or(defaults.pids, |p| p.value);
         if let Some(p) = pid_value
             && p.value > policy.node.pids
         {
@@ -293,7 +303,7 @@ pub fn check(topo: &Topology, policy: &Policy) -> Vec<Diagnostic> {
             ));
         }
         let cpu_value = limits.and_then(|l| l.cpus.as_ref());
-        let node_cpus = cpu_value.map_or(DEFAULT_CPUS, |c| c.value);
+        let node_cpus = cpu_value.map_or(defaults.cpus, |c| c.value);
         if let Some(c) = cpu_value
             && c.value > policy.node.cpus
         {
@@ -346,9 +356,9 @@ pub fn check(topo: &Topology, policy: &Policy) -> Vec<Diagnostic> {
             )
             .hint(format!(
                 "give the nodes smaller `limits:` ({what} at most {max} in all; nodes without `limits:` count their defaults: {}, {} processes, {} CPU); {set_by}",
-                show_size(DEFAULT_MEMORY),
-                DEFAULT_PIDS,
-                DEFAULT_CPUS
+                show_size(defaults.memory_bytes),
+                defaults.pids,
+                defaults.cpus
             )),
         );
     }
@@ -460,6 +470,20 @@ nodes:
         assert_eq!(d.len(), 1, "{d:?}");
         assert_eq!(d[0].loc.to_string(), "7:16");
         assert!(d[0].message.contains("/root is an empty, size-limited"));
+    }
+
+    #[test]
+    fn defaults_never_exceed_the_node_maxima() {
+        let p = Policy::parse("p", "node: {memory: 128MiB, pids: 100, cpus: 0.5}").unwrap();
+        let d = p.node_defaults();
+        assert_eq!((d.memory_bytes, d.pids, d.cpus), (128 << 20, 100, 0.5));
+        let yaml = "name: t\nsegments: {lan: ipv6-only}\nnodes:\n  h1: {role: host, interfaces: {eth1: lan}}\n";
+        let (src, topo) = crate::load::parse("t.yaml", yaml.as_bytes()).unwrap();
+        let plan = crate::plan::build_with(&src, &topo, &p).unwrap();
+        assert_eq!(plan.nodes[0].limits.memory_bytes, 128 << 20);
+        assert_eq!(plan.nodes[0].limits.pids, 100);
+        let plan = crate::plan::build_with(&src, &topo, &Policy::default()).unwrap();
+        assert_eq!(plan.nodes[0].limits.memory_bytes, DEFAULT_MEMORY);
     }
 
     #[test]
