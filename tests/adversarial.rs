@@ -672,7 +672,7 @@ fn f_killed_up_and_killed_controller_leave_nothing() {
     let names: Vec<String> = (0..100)
         .map(|i| format!("adv{}f{i:03}", std::process::id() % 100_000))
         .collect();
-    // 4 at a time; each kills its `up` after a random 0..2.5 s (or lets it finish), then `down`.
+    // 4 at a time; each kills its `up` after a random 0..4 s (or lets it finish), then `down`.
     let (killed, finished, failures) = std::thread::scope(|sc| {
         let hs: Vec<_> = (0..4)
             .map(|w| {
@@ -684,7 +684,7 @@ fn f_killed_up_and_killed_controller_leave_nothing() {
                         rng ^= rng << 13;
                         rng ^= rng >> 7;
                         rng ^= rng << 17;
-                        let delay = Duration::from_millis(rng % 2500);
+                        let delay = Duration::from_millis(rng % 4000);
                         let mut up = Command::new(bin())
                             .args(["up", t.to_str().unwrap(), "--name", name, "--quiet"])
                             .stdout(Stdio::null())
@@ -727,6 +727,11 @@ fn f_killed_up_and_killed_controller_leave_nothing() {
             })
     });
     let cycles_took = start.elapsed();
+    let cycles_done = Command::new("date")
+        .args(["-u", "+%Y-%m-%dT%H:%M:%S.%NZ"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_default();
     assert!(failures.is_empty(), "{failures:#?}");
 
     // The controller, killed three times while it creates a class.
@@ -769,7 +774,25 @@ fn f_killed_up_and_killed_controller_leave_nothing() {
         left.len()
     );
     let _ = std::fs::remove_dir_all(&dir);
-    assert!(left.is_empty(), "left on the host:\n{}", left.join("\n"));
+    // When a container was made tells whether the engine finished a killed `up`'s request after
+    // that lab's `down` had run.
+    let created = |line: &String| -> String {
+        let Some(c) = line.split("container ").nth(1) else {
+            return String::new();
+        };
+        let o = Command::new("docker")
+            .args(["inspect", "-f", "{{.Created}}", c])
+            .output()
+            .unwrap();
+        format!(" (created {})", String::from_utf8_lossy(&o.stdout).trim())
+    };
+    let left: BTreeSet<String> = left.iter().map(|l| format!("{l}{}", created(l))).collect();
+    assert!(
+        left.is_empty(),
+        "left on the host (down of every lab had finished by {}):\n{}",
+        cycles_done,
+        left.into_iter().collect::<Vec<_>>().join("\n")
+    );
 }
 
 /// Polls `f` until it returns nothing (or `deadline`); returns its last answer.
