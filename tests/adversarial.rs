@@ -208,21 +208,23 @@ fn b_fork_bomb_memory_hog_and_disk_fill_stay_in_their_lab() {
     let watch = RssWatch::start(s.pid().unwrap(), RSS_KILL);
     let normal = green_round(&s, &others);
 
-    // Disk: at most 2 GiB (the host's disk is shared; a node must be stopped well before).
+    // Disk: one file of up to 1 GiB in each writable place a student uses, and in `/` (at most
+    // 4 GiB in all: the host's disk is shared, and a node must be stopped well before).
     let (_, out, err) = node_sh(
         &hostile,
         "h1",
-        "for d in /root /tmp /var/tmp; do head -c 1G /dev/zero > $d/fill 2>/dev/null; \
+        "for d in /root /tmp /var/tmp /srv; do head -c 1G /dev/zero > $d/fill 2>/dev/null; \
          echo $d $(stat -c %s $d/fill 2>/dev/null || echo 0); done",
     );
-    let wrote: u64 = out
+    let filled: Vec<(String, u64)> = out
         .lines()
-        .filter_map(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-        .sum();
-    assert!(
-        out.lines().count() == 3,
-        "the disk fill did not run:\n{out}\n{err}"
-    );
+        .filter_map(|l| {
+            let mut w = l.split_whitespace();
+            Some((w.next()?.to_owned(), w.next()?.parse().ok()?))
+        })
+        .collect();
+    assert_eq!(filled.len(), 4, "the disk fill did not run:\n{out}\n{err}");
+    let wrote: u64 = filled.iter().map(|f| f.1).sum();
     // Memory: two readers of an endless line; processes: a fork bomb. Both left running.
     let (code, out, err) = node_sh(
         &hostile,
@@ -244,11 +246,12 @@ fn b_fork_bomb_memory_hog_and_disk_fill_stay_in_their_lab() {
         slowest = slowest.max(green_round(&s, &others));
         rounds += 1;
     }
+    let unbounded: Vec<&(String, u64)> = filled.iter().filter(|f| f.1 >= 1 << 30).collect();
     let (polls, worst, failures) = health.finish();
     let peak = watch.peak();
     eprintln!(
         "adversarial b: /healthz slowest {} over {polls} polls ({} failed); other labs green in \
-         {rounds} rounds, slowest check {} vs {} normal; the node wrote {:.0} MiB of 3072 MiB; \
+         {rounds} rounds, slowest check {} vs {} normal; the node wrote {:.0} MiB of 4096 MiB ({filled:?}); \
          controller RSS peak {:.0} MiB",
         secs(worst),
         failures.len(),
@@ -261,6 +264,10 @@ fn b_fork_bomb_memory_hog_and_disk_fill_stay_in_their_lab() {
         failures.is_empty() && worst < Duration::from_secs(1),
         "/healthz was slow or failed during the attack (slowest {}): {failures:?}",
         secs(worst)
+    );
+    assert!(
+        unbounded.is_empty(),
+        "a node wrote a whole GiB into {unbounded:?}: the disk it can fill is not bounded"
     );
     assert!(
         !watch.killed(),
