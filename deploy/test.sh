@@ -39,13 +39,14 @@ tier() {
   fi
 }
 
-# The unit tier needs nothing but the source tree.
+# Every tier selects with --workspace, so dependencies keep the features of the build above and
+# nothing is compiled twice. The unit tier needs nothing but the source tree.
 tier "unit" cargo test --workspace --locked --lib --bins --no-fail-fast
-tier "core (golden plans, error fixtures, properties)" \
-  cargo test -p v6lab-core --locked --tests --no-fail-fast
-# Labs of different tests run concurrently; each test names its labs uniquely.
-tier "real engine (runtime, labs, exercises, controller, SSH, adversarial)" \
-  cargo test --locked --no-fail-fast -p v6lab-runtime -p v6lab-controller -p v6lab --tests -- --test-threads 4
+# Integration tests: the core's (golden plans, error fixtures, properties; pure) and the
+# real-engine ones (runtime, labs, exercises, controller, SSH, adversarial). Labs of different
+# tests run concurrently; each test names its labs uniquely.
+tier "integration and real engine" \
+  cargo test --workspace --locked --no-fail-fast --test '*' -- --test-threads 4
 tier "browser (headless chromium)" bash tests/browser/run.sh
 
 echo "== summary"

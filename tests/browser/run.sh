@@ -8,6 +8,6 @@ cd "$(dirname "$0")/../.."
 
 bash deploy/setup-browser.sh
 bash web/vendor.sh --check
-cargo build -p v6lab --locked
+cargo build --workspace --all-targets --locked
 ./target/debug/v6lab images build
 node --test tests/browser/
