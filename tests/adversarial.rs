@@ -836,7 +836,12 @@ fn f_killed_up_and_killed_controller_leave_nothing() {
             .parse()
             .unwrap_or(0.0);
         match down_at.get(lab) {
-            Some(d) => format!(" (made {:+.2} s after its `down` ended)", at - d),
+            Some(d) if at < *d => format!(
+                " (made while its `down` ran, {:.2} s before it ended: the engine finished a \
+                 request of the killed `up`)",
+                d - at
+            ),
+            Some(d) => format!(" (made {:.2} s after its `down` ended)", at - d),
             None => String::new(),
         }
     };
