@@ -696,7 +696,7 @@ fn f_killed_up_and_killed_controller_leave_nothing() {
             seen
         })
     };
-    let down_at = std::sync::Mutex::new(std::collections::HashMap::<String, f64>::new());
+    let down_at = std::sync::Mutex::new(std::collections::HashMap::<String, (f64, f64)>::new());
     let dir = std::env::temp_dir().join(format!("v6lab-adv-f-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let t = tiny_topology(&dir, "2001:db8:f", "198.18.0");
@@ -747,8 +747,12 @@ fn f_killed_up_and_killed_controller_leave_nothing() {
                             }
                             std::thread::sleep(Duration::from_millis(5));
                         }
+                        let began = epoch();
                         let o = v6lab(&["down", name, "--quiet"]);
-                        down_at.lock().unwrap().insert(name.clone(), epoch());
+                        down_at
+                            .lock()
+                            .unwrap()
+                            .insert(name.clone(), (began, epoch()));
                         if !o.status.success() {
                             failures.push(format!(
                                 "down {name}: {}",
@@ -800,12 +804,14 @@ fn f_killed_up_and_killed_controller_leave_nothing() {
     wait_for_or(Duration::from_secs(90), || lab_leftovers(&all));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let netns = netns_watch.join().unwrap();
-    let left = wait_for_or(Duration::from_secs(30), || {
+    let left: BTreeSet<String> = wait_for_or(Duration::from_secs(30), || {
         let mut l = lab_leftovers(&all);
         l.extend(orphan_netns(&netns));
         l.extend(firewall_leftovers(&all));
         l
-    });
+    })
+    .into_iter()
+    .collect();
     drop(s);
     eprintln!(
         "adversarial f: 100 up/down cycles ({killed} up killed, {finished} finished) in {}; \
@@ -836,12 +842,15 @@ fn f_killed_up_and_killed_controller_leave_nothing() {
             .parse()
             .unwrap_or(0.0);
         match down_at.get(lab) {
-            Some(d) if at < *d => format!(
+            Some((began, _)) if at < *began => {
+                format!(" (made {:.2} s before its `down` began)", began - at)
+            }
+            Some((_, ended)) if at < *ended => format!(
                 " (made while its `down` ran, {:.2} s before it ended: the engine finished a \
                  request of the killed `up`)",
-                d - at
+                ended - at
             ),
-            Some(d) => format!(" (made {:.2} s after its `down` ended)", at - d),
+            Some((_, ended)) => format!(" (made {:.2} s after its `down` ended)", at - ended),
             None => String::new(),
         }
     };
