@@ -128,10 +128,17 @@ fn student_tokens_open_only_their_own_lab() {
         200
     );
     assert_eq!(s.request("GET", "/api/classes", Some(&admin)).0, 200);
-    // Tokens never reach the log.
+    // Tokens never reach the log, nor the database files in clear.
     let log = s.log();
     for (_, t) in &labs {
         assert!(!log.contains(t.as_str()), "a student token is in the log");
+    }
+    for f in ["v6lab.db", "v6lab.db-wal"] {
+        let bytes = std::fs::read(s.dir.join(f)).unwrap_or_default();
+        for (_, t) in &labs {
+            let clear = bytes.windows(t.len()).any(|w| w == t.as_bytes());
+            assert!(!clear, "a student token is in {f} in clear");
+        }
     }
     assert!(
         !log.contains(&admin),
@@ -422,4 +429,47 @@ fn controller_sweeps_links_that_a_killed_up_left() {
         || leftovers(&name).is_empty().then_some(()),
     );
     drop(s);
+}
+
+#[test]
+fn wrong_tokens_never_lock_out_the_right_one_and_the_state_is_private() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = Serve::start("limit");
+    let admin = s.admin_token();
+    let wrong = "v6s_0000000000000000000000000000000000000000000000000000000000000000";
+    let mut refused = (0, 0);
+    for _ in 0..1000 {
+        match s.request("GET", "/api/classes", Some(wrong)).0 {
+            401 => refused.0 += 1,
+            429 => refused.1 += 1,
+            other => panic!("a wrong token got {other}"),
+        }
+    }
+    println!(
+        "1000 wrong tokens: {} answered 401, {} answered 429",
+        refused.0, refused.1
+    );
+    assert!(refused.1 > 0, "never blocked");
+    // The right token from the same address works at once.
+    assert_eq!(s.request("GET", "/api/classes", Some(&admin)).0, 200);
+    assert_eq!(s.request("GET", "/api/classes", Some(wrong)).0, 429);
+    let mode = |f: &str| {
+        std::fs::metadata(s.dir.join(f))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777
+    };
+    assert_eq!(mode(""), 0o700, "the state directory");
+    for f in [
+        "v6lab.db",
+        "v6lab.db-wal",
+        "v6lab.db-shm",
+        "admin.token",
+        "tokens.key",
+    ] {
+        if s.dir.join(f).exists() {
+            assert_eq!(mode(f), 0o600, "{f}");
+        }
+    }
 }

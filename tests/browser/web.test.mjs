@@ -4,8 +4,9 @@
 //
 // Flows: the trainer signs in and sees the class and its board; a student opens their link and
 // uses a terminal on a host (the planned address shows up); the board turns green after
-// `v6lab solve`; a student's session or token opens no other lab's page, data or terminal; the
-// terminal closes when the class is deleted from the dashboard.
+// `v6lab solve`; a student's session or token opens no other lab's page, data or terminal;
+// another student's link asks before replacing a session, and signing out ends it on the server;
+// the terminal closes when the class is deleted from the dashboard.
 
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -403,6 +404,31 @@ test("a student's session or token opens no other lab's page, data or terminal",
   const adminLink = await fetch(`${S.base}/s/${S.admin}`, { redirect: 'manual' });
   assert.equal(adminLink.status, 404);
   assert.ok(!(adminLink.headers.get('set-cookie') || '').includes('v6lab_admin'));
+});
+
+test("another student's link asks before replacing a session; signing out ends it on the server", async () => {
+  const [me, other] = S.labs;
+  const ctx = await S.browser.newContext();
+  const page = await ctx.newPage();
+  await page.goto(`${S.base}/s/${me.token}`);
+  await page.waitForURL(`**/labs/${me.name}`);
+  // The other student's link in the same browser: a question first, nothing replaced yet.
+  await page.goto(`${S.base}/s/${other.token}`);
+  await page.getByRole('heading', { name: 'Open another lab?' }).waitFor();
+  assert.match(await page.locator('.message').innerText(), new RegExp(`lab ${me.name}`));
+  const status = (u) => page.evaluate(async (x) => (await fetch(x)).status, u);
+  assert.equal(await status(`/api/labs/${me.name}`), 200, 'the session is unchanged until the answer');
+  await page.getByRole('button', { name: `Open lab ${other.name}` }).click();
+  await page.waitForURL(`**/labs/${other.name}`);
+  assert.equal(await status(`/api/labs/${me.name}`), 403, 'the previous session was replaced');
+  assert.equal(await status(`/api/labs/${other.name}`), 200);
+  // Signing out ends the session on the server: a copy of the cookie opens nothing afterwards.
+  const cookies = (await ctx.cookies()).map((c) => `${c.name}=${c.value}`).join('; ');
+  await page.getByRole('button', { name: 'Sign out' }).click();
+  await page.waitForURL(`${S.base}/`);
+  const copied = await fetch(`${S.base}/api/labs/${other.name}`, { headers: { Cookie: cookies } });
+  assert.equal(copied.status, 401, 'the session ended on the server');
+  await ctx.close();
 });
 
 test('the terminal closes when the trainer deletes the class', async () => {

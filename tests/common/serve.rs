@@ -1,5 +1,7 @@
 //! A real `v6lab serve` for tests: its own loopback ports and state directory, the CLI pointed
 //! at it, and every lab of the test's classes removed at the end (also when the test fails).
+//! [`Serve::https`] serves HTTPS with its self-signed certificate, on every address (`[::]`),
+//! reached only through loopback with the certificate's fingerprint pinned.
 
 use super::*;
 use serde_json::Value;
@@ -23,6 +25,10 @@ pub struct Serve {
     /// The SSH gateway's port (`None`: no gateway).
     pub ssh_port: Option<u16>,
     check_interval: String,
+    /// Serves HTTPS with its self-signed certificate (listening on `[::]`).
+    tls: bool,
+    /// That certificate's SHA-256 fingerprint, known once it answers.
+    pub fingerprint: Option<String>,
     /// Classes this test made (their labs are removed at the end).
     classes: Vec<String>,
 }
@@ -35,6 +41,15 @@ impl Serve {
 
     /// `check_interval`: how often it checks class labs' exercises; `ssh`: with a gateway.
     pub fn with(test: &str, check_interval: &str, ssh: bool) -> Serve {
+        Self::new(test, check_interval, ssh, false)
+    }
+
+    /// Over HTTPS (`--tls`, on `[::]`), without SSH gateway.
+    pub fn https(test: &str) -> Serve {
+        Self::new(test, "0s", false, true)
+    }
+
+    fn new(test: &str, check_interval: &str, ssh: bool, tls: bool) -> Serve {
         let dir = std::env::temp_dir().join(format!("v6lab-ctl-{}-{test}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -42,10 +57,12 @@ impl Serve {
         let mut s = Serve {
             child: None,
             dir,
-            url: format!("http://127.0.0.1:{port}"),
+            url: format!("{}://127.0.0.1:{port}", if tls { "https" } else { "http" }),
             port,
             ssh_port: ssh.then(free_port),
             check_interval: check_interval.to_owned(),
+            tls,
+            fingerprint: None,
             classes: Vec::new(),
         };
         s.spawn();
@@ -63,14 +80,13 @@ impl Serve {
             Some(p) => format!("127.0.0.1:{p}"),
             None => "off".into(),
         };
+        let (listen, tls) = match self.tls {
+            true => (format!("[::]:{}", self.port), Some("--tls")),
+            false => (format!("127.0.0.1:{}", self.port), None),
+        };
         let child = Command::new(bin())
-            .args([
-                "serve",
-                "--listen",
-                &format!("127.0.0.1:{}", self.port),
-                "--ssh-listen",
-                &ssh,
-            ])
+            .args(["serve", "--listen", &listen, "--ssh-listen", &ssh])
+            .args(tls)
             .args([
                 "--state-dir",
                 self.dir.to_str().unwrap(),
@@ -84,6 +100,34 @@ impl Serve {
             .spawn()
             .unwrap();
         self.child = Some(child);
+        if self.tls {
+            let cert = self.dir.join(v6lab_controller::tls::CERT_FILE);
+            let fp = wait_for(
+                "the self-signed certificate",
+                Duration::from_secs(120),
+                || {
+                    let pem = std::fs::read(&cert).ok()?;
+                    let der = rustls::pki_types::pem::PemObject::from_pem_slice(&pem).ok()?;
+                    let der: rustls::pki_types::CertificateDer = der;
+                    Some(v6lab_controller::tls::fingerprint(&der))
+                },
+            );
+            wait_for(
+                "the controller to answer /healthz over HTTPS",
+                Duration::from_secs(120),
+                || {
+                    let r = https_exchange(
+                        self.port,
+                        &fp,
+                        "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+                    )
+                    .ok()?;
+                    (status_of(&r) == 200).then_some(())
+                },
+            );
+            self.fingerprint = Some(fp);
+            return;
+        }
         let http = reqwest::blocking::Client::new();
         let url = format!("{}/healthz", self.url);
         wait_for(
@@ -128,6 +172,11 @@ impl Serve {
         Command::new(bin())
             .args(args)
             .env("V6LAB_CONTROLLER", &self.url)
+            .envs(
+                self.fingerprint
+                    .as_ref()
+                    .map(|f| ("V6LAB_TLS_FINGERPRINT", f)),
+            )
             .env("V6LAB_STATE_DIR", &self.dir)
             .stdin(Stdio::null())
             .output()
@@ -200,6 +249,17 @@ impl Serve {
 
     /// An HTTP request to the API: (status, body).
     pub fn request(&self, method: &str, path: &str, token: Option<&str>) -> (u16, String) {
+        if let Some(fp) = &self.fingerprint {
+            let auth = token.map(|t| format!("Authorization: Bearer {t}\r\n"));
+            let body = if method == "POST" { "{}" } else { "" };
+            let r = https_exchange(self.port, fp, &format!(
+                "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{}Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+                auth.unwrap_or_default(), body.len()
+            )).unwrap();
+            let text = String::from_utf8_lossy(&r);
+            let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or("");
+            return (status_of(&r), body.to_owned());
+        }
         let http = reqwest::blocking::Client::new();
         let mut r = http.request(method.parse().unwrap(), format!("{}{path}", self.url));
         if let Some(t) = token {
@@ -216,6 +276,51 @@ impl Serve {
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.join("serve.log")).unwrap_or_default()
     }
+}
+
+/// A TLS connection to `127.0.0.1:PORT` that trusts only the certificate with this fingerprint.
+pub fn tls_connect(
+    port: u16,
+    fingerprint: &str,
+) -> std::io::Result<rustls::StreamOwned<rustls::ClientConnection, std::net::TcpStream>> {
+    use v6lab_controller::tls;
+    let pin = tls::parse_fingerprint(fingerprint).map_err(std::io::Error::other)?;
+    let config = tls::pinned_client(pin).map_err(std::io::Error::other)?;
+    let conn =
+        rustls::ClientConnection::new(std::sync::Arc::new(config), "127.0.0.1".try_into().unwrap())
+            .map_err(std::io::Error::other)?;
+    let tcp = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    tcp.set_read_timeout(Some(Duration::from_secs(20)))?;
+    let mut s = rustls::StreamOwned::new(conn, tcp);
+    // The handshake now, so that a refused certificate is this call's error.
+    while s.conn.is_handshaking() {
+        s.conn.complete_io(&mut s.sock)?;
+    }
+    Ok(s)
+}
+
+/// One raw HTTP/1.1 request (with `Connection: close`) over [`tls_connect`]; the whole answer.
+pub fn https_exchange(port: u16, fingerprint: &str, request: &str) -> std::io::Result<Vec<u8>> {
+    use std::io::{Read, Write};
+    let mut s = tls_connect(port, fingerprint)?;
+    s.write_all(request.as_bytes())?;
+    s.flush()?;
+    let mut out = Vec::new();
+    match s.read_to_end(&mut out) {
+        Ok(_) => Ok(out),
+        // A peer that closes without TLS close_notify: what came before is the answer.
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof && !out.is_empty() => Ok(out),
+        Err(e) => Err(e),
+    }
+}
+
+/// The status code of a raw HTTP/1.1 answer (0 if there is none).
+pub fn status_of(answer: &[u8]) -> u16 {
+    String::from_utf8_lossy(answer)
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 impl Drop for Serve {

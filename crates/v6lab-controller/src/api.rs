@@ -1,145 +1,25 @@
 //! The controller's HTTP API (axum). Every management call needs the administrator token; a
 //! student token opens only its own lab. Refusals say nothing about which labs exist.
 
-use crate::auth::{self, RateLimit};
-use crate::controller::{Controller, now};
+use crate::access::{Admin, Caller, LabAccess, err, internal};
+pub use crate::access::{Api, ApiError, Principal};
+use crate::api_types::{
+    CheckRun, Class, ClassProgress, ClassSummary, Deleted, ExerciseInfo, Expiry, Extend, Lab,
+    LabProgress, NewClass, NewLab, NodeInfo, StudentProgress, Token,
+};
+use crate::auth;
+use crate::controller::now;
 use crate::store::{ClassRow, LabRow, LabState};
-use axum::extract::{ConnectInfo, Path, Query, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::extract::{Path, Query, State};
+use axum::http::{StatusCode, header};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use futures::Stream;
 use serde::Deserialize;
-use serde_json::{Value, json};
-use std::net::SocketAddr;
-use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 use v6lab_runtime::exercise::Patience;
-
-#[derive(Clone)]
-pub struct Api {
-    pub ctl: Arc<Controller>,
-    pub admin_token: Arc<std::sync::RwLock<String>>,
-    pub limit: Arc<RateLimit>,
-}
-
-/// Who is calling.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Principal {
-    Admin,
-    /// A student, owner of this lab.
-    Student(String),
-}
-
-pub struct ApiError(pub StatusCode, pub String);
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        (self.0, Json(json!({"error": self.1}))).into_response()
-    }
-}
-
-fn err(code: StatusCode, msg: impl Into<String>) -> ApiError {
-    ApiError(code, msg.into())
-}
-
-fn forbidden() -> ApiError {
-    err(StatusCode::FORBIDDEN, "forbidden")
-}
-
-fn internal(e: impl std::fmt::Display) -> ApiError {
-    tracing::error!(error = %e, "request failed");
-    err(
-        StatusCode::INTERNAL_SERVER_ERROR,
-        "internal error; see the controller's log",
-    )
-}
-
-impl Api {
-    pub fn token(headers: &HeaderMap) -> Option<&str> {
-        headers
-            .get(header::AUTHORIZATION)?
-            .to_str()
-            .ok()?
-            .strip_prefix("Bearer ")
-            .map(str::trim)
-    }
-
-    /// Authenticates a request. Never tells whether a lab exists.
-    pub fn auth(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<Principal, ApiError> {
-        // A web session (signed cookie) when no token is given; see `web::session`.
-        if Self::token(headers).is_none()
-            && let Some(p) = crate::web::session::principal(self, headers)
-        {
-            return Ok(p);
-        }
-        if self.limit.blocked(peer.ip()) {
-            return Err(err(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many failed attempts; wait a minute",
-            ));
-        }
-        let fail = || {
-            self.limit.failure(peer.ip());
-            self.ctl
-                .metrics
-                .auth_failures
-                .fetch_add(1, Ordering::Relaxed);
-            err(
-                StatusCode::UNAUTHORIZED,
-                "a valid token is required (Authorization: Bearer TOKEN)",
-            )
-        };
-        let Some(given) = Self::token(headers) else {
-            return Err(fail());
-        };
-        if auth::token_eq(
-            given,
-            &self.admin_token.read().unwrap_or_else(|p| p.into_inner()),
-        ) {
-            return Ok(Principal::Admin);
-        }
-        if given.starts_with("v6s_") {
-            let labs = self.ctl.store.labs().map_err(internal)?;
-            // Compare against every lab's token (constant time each) so timing reveals nothing.
-            let mut owner = None;
-            for l in &labs {
-                if auth::token_eq(given, &l.token) {
-                    owner = Some(l.name.clone());
-                }
-            }
-            if let Some(o) = owner {
-                return Ok(Principal::Student(o));
-            }
-        }
-        Err(fail())
-    }
-
-    pub fn admin(&self, headers: &HeaderMap, peer: SocketAddr) -> Result<(), ApiError> {
-        match self.auth(headers, peer)? {
-            Principal::Admin => Ok(()),
-            Principal::Student(_) => Err(forbidden()),
-        }
-    }
-
-    /// The administrator, or the student who owns `lab`.
-    pub fn lab_access(
-        &self,
-        headers: &HeaderMap,
-        peer: SocketAddr,
-        lab: &str,
-    ) -> Result<Principal, ApiError> {
-        let p = self.auth(headers, peer)?;
-        match &p {
-            Principal::Admin => Ok(p),
-            Principal::Student(own) if own == lab => Ok(p),
-            Principal::Student(_) => Err(forbidden()),
-        }
-    }
-}
 
 pub fn router(api: Api) -> Router {
     Router::new()
@@ -177,23 +57,6 @@ async fn metrics(State(api): State<Api>) -> Result<Response, ApiError> {
     Ok(([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], body).into_response())
 }
 
-#[derive(Deserialize)]
-pub struct NewClass {
-    /// Class name (DNS-safe); default: the topology's name and a number.
-    pub name: Option<String>,
-    /// The topology, as YAML text.
-    pub topology: String,
-    /// File name of the topology, for messages.
-    #[serde(default)]
-    pub topology_file: Option<String>,
-    /// Number of students (labs named student-01...), or
-    pub students: Option<usize>,
-    /// student names (one lab each).
-    pub roster: Option<Vec<String>>,
-    /// `3h`, `90m`; default: the topology's lifetime.
-    pub lifetime: Option<String>,
-}
-
 fn lifetime_secs(api: &Api, given: Option<&str>, default: u64) -> Result<i64, ApiError> {
     let secs = match given {
         Some(l) => v6lab_core::values::parse_duration(l).map_err(|e| {
@@ -228,28 +91,21 @@ fn plan_or_400(file: &str, topology: &str) -> Result<v6lab_core::Plan, ApiError>
         .map_err(|(s, d)| err(StatusCode::UNPROCESSABLE_ENTITY, d.render(&s.text)))
 }
 
-fn class_json(c: &ClassRow, labs: &[LabRow], with_tokens: bool) -> Value {
-    json!({
-        "name": c.name, "topology": c.topology_name, "created": c.created, "expires": c.expires,
-        "labs": labs.iter().map(|l| lab_json(l, with_tokens)).collect::<Vec<_>>(),
-    })
-}
-
-fn lab_json(l: &LabRow, with_token: bool) -> Value {
-    let mut v = serde_json::to_value(l).unwrap_or(Value::Null);
-    if with_token {
-        v["token"] = json!(l.token);
+fn class_of(c: &ClassRow, labs: &[LabRow]) -> Class {
+    Class {
+        name: c.name.clone(),
+        topology: c.topology_name.clone(),
+        created: c.created,
+        expires: c.expires,
+        labs: labs.iter().map(|l| Lab::of(l, true)).collect(),
     }
-    v
 }
 
 async fn create_class(
     State(api): State<Api>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Admin,
     Json(req): Json<NewClass>,
 ) -> Result<Response, ApiError> {
-    api.admin(&headers, peer)?;
     let file = req
         .topology_file
         .clone()
@@ -352,35 +208,36 @@ async fn create_class(
         "class-created",
         &format!("class {name}: {} labs of {}", labs.len(), plan.name),
     );
-    Ok((StatusCode::CREATED, Json(class_json(&class, &labs, true))).into_response())
+    Ok((StatusCode::CREATED, Json(class_of(&class, &labs))).into_response())
 }
 
 async fn list_classes(
     State(api): State<Api>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    api.admin(&headers, peer)?;
+    _: Admin,
+) -> Result<Json<Vec<ClassSummary>>, ApiError> {
     let classes = api.ctl.store.classes().map_err(internal)?;
     let mut out = Vec::new();
     for c in classes {
         let labs = api.ctl.store.class_labs(&c.name).map_err(internal)?;
-        out.push(json!({
-            "name": c.name, "topology": c.topology_name, "created": c.created, "expires": c.expires,
-            "labs": labs.len(), "ready": labs.iter().filter(|l| l.state == LabState::Ready).count(),
-            "failed": labs.iter().filter(|l| l.state == LabState::Failed).count(),
-        }));
+        let count = |s: LabState| labs.iter().filter(|l| l.state == s).count();
+        out.push(ClassSummary {
+            labs: labs.len(),
+            ready: count(LabState::Ready),
+            failed: count(LabState::Failed),
+            name: c.name,
+            topology: c.topology_name,
+            created: c.created,
+            expires: c.expires,
+        });
     }
-    Ok(Json(Value::Array(out)))
+    Ok(Json(out))
 }
 
 async fn show_class(
     State(api): State<Api>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Admin,
     Path(class): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    api.admin(&headers, peer)?;
+) -> Result<Json<Class>, ApiError> {
     let c = api
         .ctl
         .store
@@ -388,17 +245,23 @@ async fn show_class(
         .map_err(internal)?
         .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no class {class}")))?;
     let labs = api.ctl.store.class_labs(&class).map_err(internal)?;
-    Ok(Json(class_json(&c, &labs, true)))
-}
-
-#[derive(Deserialize)]
-pub struct Extend {
-    /// Add this much time: `1h`, `30m`.
-    pub by: String,
+    Ok(Json(class_of(&c, &labs)))
 }
 
 /// The new expiry of something created at `created` and expiring at `expires`, extended by
-/// `req.by`; refused beyond the controller's maximum lifetime.
+/// `by` seconds at `now`; `None` beyond `max_lifetime` (or beyond what the clock can hold).
+fn extended_expiry(
+    by: u64,
+    created: i64,
+    expires: i64,
+    now: i64,
+    max_lifetime: i64,
+) -> Option<i64> {
+    let new = expires.max(now).checked_add(i64::try_from(by).ok()?)?;
+    (new.checked_sub(created)? <= max_lifetime).then_some(new)
+}
+
+/// [`extended_expiry`] of a request; refused with a reason.
 fn extended(
     api: &Api,
     req: &Extend,
@@ -411,28 +274,24 @@ fn extended(
             StatusCode::BAD_REQUEST,
             format!("`{}`: {e}; write e.g. 30m or 1h", req.by),
         )
-    })? as i64;
-    let new = expires.max(now()) + by;
-    if new - created > api.ctl.cfg.max_lifetime {
-        return Err(err(
+    })?;
+    extended_expiry(by, created, expires, now(), api.ctl.cfg.max_lifetime).ok_or_else(|| {
+        err(
             StatusCode::BAD_REQUEST,
             format!(
                 "that would make the {what} live longer than this controller allows ({}s)",
                 api.ctl.cfg.max_lifetime
             ),
-        ));
-    }
-    Ok(new)
+        )
+    })
 }
 
 async fn extend_class(
     State(api): State<Api>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Admin,
     Path(class): Path<String>,
     Json(req): Json<Extend>,
-) -> Result<Json<Value>, ApiError> {
-    api.admin(&headers, peer)?;
+) -> Result<Json<Expiry>, ApiError> {
     let c = api
         .ctl
         .store
@@ -453,16 +312,17 @@ async fn extend_class(
             crate::controller::utc(expires)
         ),
     );
-    Ok(Json(json!({"name": class, "expires": expires})))
+    Ok(Json(Expiry {
+        name: class,
+        expires,
+    }))
 }
 
 async fn delete_class(
     State(api): State<Api>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Admin,
     Path(class): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    api.admin(&headers, peer)?;
+) -> Result<Json<Deleted>, ApiError> {
     if !api.ctl.store.delete_class(&class).map_err(internal)? {
         return Err(err(StatusCode::NOT_FOUND, format!("no class {class}")));
     }
@@ -472,16 +332,14 @@ async fn delete_class(
         "class-deleted",
         &format!("class {class} deleted; its labs are being removed"),
     );
-    Ok(Json(json!({"deleted": class})))
+    Ok(Json(Deleted { deleted: class }))
 }
 
 async fn class_progress(
     State(api): State<Api>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Admin,
     Path(class): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    api.admin(&headers, peer)?;
+) -> Result<Json<ClassProgress>, ApiError> {
     let c = api
         .ctl
         .store
@@ -489,36 +347,29 @@ async fn class_progress(
         .map_err(internal)?
         .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no class {class}")))?;
     let plan = plan_or_400(&c.topology_name, &c.topology)?;
-    let exercises: Vec<&str> = plan.exercises.iter().map(|e| e.id.as_str()).collect();
+    let exercises = plan.exercises.iter().map(|e| e.id.clone()).collect();
     let mut students = Vec::new();
     for l in api.ctl.store.class_labs(&class).map_err(internal)? {
         let p = api.ctl.store.progress(&l.name).map_err(internal)?;
-        students
-            .push(json!({"lab": l.name, "student": l.student, "state": l.state, "exercises": p}));
+        students.push(StudentProgress {
+            lab: l.name,
+            student: l.student,
+            state: l.state,
+            exercises: p,
+        });
     }
-    Ok(Json(
-        json!({"class": class, "exercises": exercises, "students": students}),
-    ))
-}
-
-#[derive(Deserialize)]
-pub struct NewLab {
-    pub name: String,
-    pub topology: String,
-    #[serde(default)]
-    pub topology_file: Option<String>,
-    pub lifetime: Option<String>,
-    #[serde(default)]
-    pub complete: bool,
+    Ok(Json(ClassProgress {
+        class,
+        exercises,
+        students,
+    }))
 }
 
 async fn create_lab(
     State(api): State<Api>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Admin,
     Json(req): Json<NewLab>,
 ) -> Result<Response, ApiError> {
-    api.admin(&headers, peer)?;
     let plan = plan_or_400(
         req.topology_file.as_deref().unwrap_or("topology.yaml"),
         &req.topology,
@@ -561,61 +412,56 @@ async fn create_lab(
         "created",
         &format!("lab {} of {} wanted", row.name, plan.name),
     );
-    Ok((StatusCode::CREATED, Json(lab_json(&row, true))).into_response())
+    Ok((StatusCode::CREATED, Json(Lab::of(&row, true))).into_response())
 }
 
-async fn list_labs(
-    State(api): State<Api>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    api.admin(&headers, peer)?;
+async fn list_labs(State(api): State<Api>, _: Admin) -> Result<Json<Vec<Lab>>, ApiError> {
     let labs = api.ctl.store.labs().map_err(internal)?;
-    Ok(Json(Value::Array(
-        labs.iter().map(|l| lab_json(l, false)).collect(),
-    )))
+    Ok(Json(labs.iter().map(|l| Lab::of(l, false)).collect()))
 }
 
 async fn show_lab(
     State(api): State<Api>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(lab): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    let who = api.lab_access(&headers, peer, &lab)?;
+    LabAccess { lab, who }: LabAccess,
+) -> Result<Json<Lab>, ApiError> {
     let l = api
         .ctl
         .store
         .lab(&lab)
         .map_err(internal)?
         .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no lab {lab}")))?;
-    let mut v = lab_json(&l, who == Principal::Admin);
+    let mut v = Lab::of(&l, who == Principal::Admin);
     if let Ok((_, plan)) = v6lab_core::plan_source(&l.topology_name, l.topology.as_bytes()) {
-        v["nodes"] = json!(
+        v.nodes = Some(
             plan.nodes
                 .iter()
-                .map(|n| json!({"name": n.name, "role": n.role}))
-                .collect::<Vec<_>>()
+                .map(|n| NodeInfo {
+                    name: n.name.clone(),
+                    role: n.role.as_str().to_owned(),
+                })
+                .collect(),
         );
-        v["exercises"] = json!(
+        v.exercises = Some(
             plan.exercises
                 .iter()
-                .map(|e| json!({"id": e.id, "title": e.title, "instructions": e.instructions}))
-                .collect::<Vec<_>>()
+                .map(|e| ExerciseInfo {
+                    id: e.id.clone(),
+                    title: e.title.clone(),
+                    instructions: e.instructions.clone(),
+                })
+                .collect(),
         );
     }
-    v["seconds_left"] = json!((l.expires - now()).max(0));
+    v.seconds_left = Some((l.expires - now()).max(0));
     Ok(Json(v))
 }
 
 async fn extend_lab(
     State(api): State<Api>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Admin,
     Path(lab): Path<String>,
     Json(req): Json<Extend>,
-) -> Result<Json<Value>, ApiError> {
-    api.admin(&headers, peer)?;
+) -> Result<Json<Expiry>, ApiError> {
     let l = api
         .ctl
         .store
@@ -633,16 +479,14 @@ async fn extend_lab(
             crate::controller::utc(expires)
         ),
     );
-    Ok(Json(json!({"name": lab, "expires": expires})))
+    Ok(Json(Expiry { name: lab, expires }))
 }
 
 async fn delete_lab(
     State(api): State<Api>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    _: Admin,
     Path(lab): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    api.admin(&headers, peer)?;
+) -> Result<Json<Deleted>, ApiError> {
     if !api.ctl.store.delete_lab(&lab).map_err(internal)? {
         return Err(err(StatusCode::NOT_FOUND, format!("no lab {lab}")));
     }
@@ -653,27 +497,21 @@ async fn delete_lab(
         "deleting",
         &format!("lab {lab} deleted; it is being removed"),
     );
-    Ok(Json(json!({"deleted": lab})))
+    Ok(Json(Deleted { deleted: lab }))
 }
 
 async fn lab_checks(
     State(api): State<Api>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(lab): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    api.lab_access(&headers, peer, &lab)?;
+    LabAccess { lab, .. }: LabAccess,
+) -> Result<Json<LabProgress>, ApiError> {
     let p = api.ctl.store.progress(&lab).map_err(internal)?;
-    Ok(Json(json!({"lab": lab, "exercises": p})))
+    Ok(Json(LabProgress { lab, exercises: p }))
 }
 
 async fn check_lab_now(
     State(api): State<Api>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-    Path(lab): Path<String>,
-) -> Result<Json<Value>, ApiError> {
-    api.lab_access(&headers, peer, &lab)?;
+    LabAccess { lab, .. }: LabAccess,
+) -> Result<Json<CheckRun>, ApiError> {
     let l = api
         .ctl
         .store
@@ -687,7 +525,8 @@ async fn check_lab_now(
         ));
     }
     let results = api.ctl.check_lab(&l, Patience::UntilTimeout).await;
-    Ok(Json(json!({"lab": lab, "exercises": results})))
+    let exercises = results.into_iter().map(Into::into).collect();
+    Ok(Json(CheckRun { lab, exercises }))
 }
 
 #[derive(Deserialize)]
@@ -700,14 +539,12 @@ pub struct EventsQuery {
 
 async fn events(
     State(api): State<Api>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
+    Caller(who): Caller,
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
-    let who = api.auth(&headers, peer)?;
-    let visible = move |e: &crate::store::EventRow| match &who {
-        Principal::Admin => true,
-        Principal::Student(l) => e.lab.as_deref() == Some(l.as_str()),
+    let visible = move |e: &crate::store::EventRow| match who.lab() {
+        None => true,
+        Some(l) => e.lab.as_deref() == Some(l),
     };
     if !q.follow {
         let list: Vec<_> = api
@@ -756,12 +593,7 @@ async fn events(
         .into_response())
 }
 
-async fn rotate_token(
-    State(api): State<Api>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
-    api.admin(&headers, peer)?;
+async fn rotate_token(State(api): State<Api>, _: Admin) -> Result<Json<Token>, ApiError> {
     let (t, _) = auth::admin_token(&api.ctl.cfg.state_dir, true).map_err(internal)?;
     *api.admin_token.write().unwrap_or_else(|p| p.into_inner()) = t.clone();
     api.ctl.event(
@@ -770,5 +602,25 @@ async fn rotate_token(
         "token-rotated",
         "the administrator token was replaced",
     );
-    Ok(Json(json!({"token": t})))
+    Ok(Json(Token { token: t }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::extended_expiry;
+
+    #[test]
+    fn extensions_stay_within_the_maximum_and_never_overflow() {
+        let max = 24 * 3600;
+        assert_eq!(extended_expiry(3600, 0, 3600, 100, max), Some(7200));
+        // From now when already expired.
+        assert_eq!(extended_expiry(60, 0, 10, 100, max), Some(160));
+        assert_eq!(extended_expiry(max as u64, 0, 3600, 100, max), None);
+        assert_eq!(extended_expiry(u64::MAX, 0, 3600, 100, max), None);
+        assert_eq!(
+            extended_expiry(i64::MAX as u64, 0, 3600, 100, i64::MAX),
+            None
+        );
+        assert_eq!(extended_expiry(10, i64::MIN, 3600, 100, max), None);
+    }
 }

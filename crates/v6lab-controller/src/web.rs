@@ -8,21 +8,23 @@
 //! - Scripts and styles (`web/src/`) and the xterm.js files (`web/vendor/`, copied by
 //!   `web/vendor.sh` from the npm packages pinned in `web/package-lock.json`) are compiled into
 //!   the binary too ([`assets`]): nothing is fetched from elsewhere at run time.
-//! - Sessions are signed cookies ([`session`]): the administrator signs in with the admin token
-//!   (never in a URL); a student opens `/s/TOKEN`, which sets a student cookie and moves to the
-//!   clean URL `/labs/LAB`. The same cookies authenticate the JSON API (`Api::auth`), which the
-//!   pages call for extend, delete, checks and the live event stream.
+//! - Sessions are server-side, named by a random id in a cookie ([`session`]): the administrator
+//!   signs in with the admin token (never in a URL); a student opens `/s/TOKEN`, which sets a
+//!   student cookie and moves to the clean URL `/labs/LAB` (asking first when the browser holds
+//!   another session). Signing out deletes the session. The same cookies authenticate the JSON
+//!   API ([`crate::access`]), which the pages call for extend, delete, checks and the live event
+//!   stream.
 //! - Terminals ([`terminal`]) are WebSockets to an exec TTY in a node, authorised before the
 //!   upgrade and closed when the lab ends.
 
 mod assets;
 mod markdown;
 mod pages;
-pub use pages::SSH_GATEWAY_PORT;
+pub use pages::{SSH_GATEWAY_PORT, SSH_HOST_KEY};
 pub mod session;
 mod terminal;
 
-use crate::api::Api;
+use crate::access::Api;
 use axum::Router;
 use axum::http::{HeaderValue, header};
 use axum::response::Response;
@@ -34,7 +36,7 @@ pub fn router() -> Router<Api> {
         .route("/", get(pages::index))
         .route("/login", post(pages::login))
         .route("/logout", post(pages::logout))
-        .route("/s/{token}", get(pages::student_link))
+        .route("/s/{token}", get(pages::student_link).post(pages::confirm))
         .route("/dashboard", get(pages::dashboard))
         .route("/classes/{class}", get(pages::class))
         .route("/classes/{class}/sheet", get(pages::sheet))

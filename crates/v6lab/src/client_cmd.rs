@@ -2,11 +2,17 @@
 
 use crate::Output;
 use crate::topology_cmd::read_topology;
+use crate::transport::{self, Transport, Trust};
 use anyhow::{Context, Result, anyhow, bail};
 use clap::{Args, Subcommand};
-use serde_json::{Value, json};
+use hyper::Method;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use v6lab_controller::api_types::{
+    CheckRun, Class, ClassSummary, ErrorBody, Event, Expiry, Extend, Lab, NewClass,
+};
 
 /// Where the controller is and who we are: flags, then environment, then the config file
 /// (`~/.config/v6lab/client.conf`, else `/etc/v6lab/client.conf`: `controller = URL` and
@@ -19,6 +25,18 @@ pub struct Remote {
     /// Token (the administrator's); default: the state directory's admin.token when readable.
     #[arg(long, global = true, env = "V6LAB_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// The SHA-256 fingerprint of an https:// controller's certificate (its self-signed one:
+    /// `v6lab serve` prints it at start; the access sheets show it).
+    #[arg(
+        long,
+        global = true,
+        env = "V6LAB_TLS_FINGERPRINT",
+        value_name = "SHA256"
+    )]
+    pub tls_fingerprint: Option<String>,
+    /// Certificate authorities (PEM) to trust for an https:// controller, instead of the system's.
+    #[arg(long, global = true, env = "V6LAB_CA", value_name = "FILE")]
+    pub ca: Option<PathBuf>,
     /// The controller's state directory, to find admin.token on the same machine.
     #[arg(
         long,
@@ -72,9 +90,8 @@ pub enum ClassCommand {
 }
 
 struct Client {
-    base: String,
     token: String,
-    http: reqwest::Client,
+    http: Transport,
 }
 
 /// `key = value` lines of the first client config file found; `#` starts a comment.
@@ -117,43 +134,52 @@ impl Client {
                 .map(|t| t.trim().to_owned())
                 .map_err(|_| anyhow!("no token: give --token, V6LAB_TOKEN or `token = ...` in ~/.config/v6lab/client.conf (the controller keeps the administrator token in {}/admin.token)", r.state_dir.display()))?,
         };
+        let fingerprint = r
+            .tls_fingerprint
+            .clone()
+            .or_else(|| from_file("tls_fingerprint"));
+        let ca = r.ca.clone().or_else(|| from_file("ca").map(PathBuf::from));
+        let trust = Trust {
+            fingerprint: fingerprint.as_deref(),
+            ca: ca.as_deref(),
+        };
         Ok(Client {
-            base: base.trim_end_matches('/').to_owned(),
             token,
-            http: reqwest::Client::new(),
+            http: Transport::new(&base, trust)?,
         })
     }
 
-    async fn call(
+    /// Calls the API without a body.
+    async fn call<T: DeserializeOwned>(&self, method: Method, path: &str) -> Result<T> {
+        self.send(method, path, None::<&()>).await
+    }
+
+    /// Calls the API; the answer is read as `T`, a refusal as its message.
+    async fn send<T: DeserializeOwned>(
         &self,
-        method: reqwest::Method,
+        method: Method,
         path: &str,
-        body: Option<Value>,
-    ) -> Result<Value> {
-        let mut req = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .bearer_auth(&self.token);
-        if let Some(b) = body {
-            req = req.json(&b);
-        }
-        let resp = req.send().await.with_context(|| {
-            format!(
-                "cannot reach the controller at {} (is `v6lab serve` running?)",
-                self.base
-            )
-        })?;
+        body: Option<&impl Serialize>,
+    ) -> Result<T> {
+        let body = body.map(serde_json::to_vec).transpose()?;
+        let resp = self.http.send(method, path, &self.token, body).await?;
         let status = resp.status();
-        let v: Value = resp.json().await.unwrap_or(Value::Null);
+        let bytes = transport::body(resp).await?;
         if !status.is_success() {
-            let msg = v
-                .get("error")
-                .and_then(Value::as_str)
-                .unwrap_or("no details");
+            let msg = serde_json::from_slice::<ErrorBody>(&bytes)
+                .map(|e| e.error)
+                .unwrap_or_else(|_| "no details".into());
             bail!("the controller refused ({status}): {msg}");
         }
-        Ok(v)
+        serde_json::from_slice(&bytes)
+            .with_context(|| format!("the controller's answer to {path} was not understood"))
     }
+}
+
+/// Prints `v` as JSON (for `--output json`).
+fn print_json(v: &impl Serialize) -> Result<()> {
+    println!("{}", serde_json::to_string_pretty(v)?);
+    Ok(())
 }
 
 fn left(expires: i64) -> String {
@@ -198,36 +224,38 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
                 ),
                 None => None,
             };
-            let body = json!({
-                "name": name, "topology": String::from_utf8_lossy(&bytes), "topology_file": file.display().to_string(),
-                "students": students, "roster": roster, "lifetime": lifetime,
-            });
-            let v = client
-                .call(reqwest::Method::POST, "/api/classes", Some(body))
+            let body = NewClass {
+                name,
+                topology: String::from_utf8_lossy(&bytes).into_owned(),
+                topology_file: Some(file.display().to_string()),
+                students,
+                roster,
+                lifetime,
+            };
+            let v: Class = client
+                .send(Method::POST, "/api/classes", Some(&body))
                 .await?;
             if output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                print_json(&v)?;
             } else {
                 println!(
                     "class {} created: {} labs of {}, expiring in {}",
-                    v["name"].as_str().unwrap_or(""),
-                    v["labs"].as_array().map(Vec::len).unwrap_or(0),
-                    v["topology"].as_str().unwrap_or(""),
-                    left(v["expires"].as_i64().unwrap_or(0))
+                    v.name,
+                    v.labs.len(),
+                    v.topology,
+                    left(v.expires)
                 );
-                print_labs(&v);
+                print_labs(&v.labs);
                 println!(
                     "\nLabs come up in the background: `v6lab class show {}`; events: `v6lab events --follow`.",
-                    v["name"].as_str().unwrap_or("")
+                    v.name
                 );
             }
         }
         ClassCommand::Ls { output } => {
-            let v = client
-                .call(reqwest::Method::GET, "/api/classes", None)
-                .await?;
+            let v: Vec<ClassSummary> = client.call(Method::GET, "/api/classes").await?;
             if output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                print_json(&v)?;
             } else {
                 let mut rows = vec![vec![
                     "CLASS".to_string(),
@@ -237,55 +265,48 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
                     "FAILED".into(),
                     "EXPIRES IN".into(),
                 ]];
-                for c in v.as_array().into_iter().flatten() {
+                for c in v {
                     rows.push(vec![
-                        c["name"].as_str().unwrap_or("").into(),
-                        c["topology"].as_str().unwrap_or("").into(),
-                        c["labs"].to_string(),
-                        c["ready"].to_string(),
-                        c["failed"].to_string(),
-                        left(c["expires"].as_i64().unwrap_or(0)),
+                        c.name,
+                        c.topology,
+                        c.labs.to_string(),
+                        c.ready.to_string(),
+                        c.failed.to_string(),
+                        left(c.expires),
                     ]);
                 }
                 print!("{}", v6lab_core::report::columns(&rows));
             }
         }
         ClassCommand::Show { name, output } => {
-            let v = client
-                .call(reqwest::Method::GET, &format!("/api/classes/{name}"), None)
+            let v: Class = client
+                .call(Method::GET, &format!("/api/classes/{name}"))
                 .await?;
             if output == Output::Json {
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                print_json(&v)?;
             } else {
                 println!(
                     "class {} ({}), expires in {}",
                     name,
-                    v["topology"].as_str().unwrap_or(""),
-                    left(v["expires"].as_i64().unwrap_or(0))
+                    v.topology,
+                    left(v.expires)
                 );
-                print_labs(&v);
+                print_labs(&v.labs);
             }
         }
         ClassCommand::Extend { name, by } => {
-            let v = client
-                .call(
-                    reqwest::Method::POST,
+            let v: Expiry = client
+                .send(
+                    Method::POST,
                     &format!("/api/classes/{name}/extend"),
-                    Some(json!({"by": by})),
+                    Some(&Extend { by }),
                 )
                 .await?;
-            println!(
-                "class {name} now expires in {}",
-                left(v["expires"].as_i64().unwrap_or(0))
-            );
+            println!("class {name} now expires in {}", left(v.expires));
         }
         ClassCommand::Delete { name } => {
-            client
-                .call(
-                    reqwest::Method::DELETE,
-                    &format!("/api/classes/{name}"),
-                    None,
-                )
+            let _: v6lab_controller::api_types::Deleted = client
+                .call(Method::DELETE, &format!("/api/classes/{name}"))
                 .await?;
             println!("class {name} deleted; its labs are being removed");
         }
@@ -293,23 +314,23 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn print_labs(v: &Value) {
+fn print_labs(labs: &[Lab]) {
     let mut rows = vec![vec![
         "STUDENT".to_string(),
         "LAB".into(),
         "STATE".into(),
         "TOKEN".into(),
     ]];
-    for l in v["labs"].as_array().into_iter().flatten() {
-        let mut state = l["state"].as_str().unwrap_or("").to_owned();
-        if let Some(e) = l["last_error"].as_str().filter(|_| state == "failed") {
+    for l in labs {
+        let mut state = l.state.as_str().to_owned();
+        if let Some(e) = l.last_error.as_deref().filter(|_| state == "failed") {
             state = format!("failed: {}", e.lines().next().unwrap_or(""));
         }
         rows.push(vec![
-            l["student"].as_str().unwrap_or("-").into(),
-            l["name"].as_str().unwrap_or("").into(),
+            l.student.clone().unwrap_or_else(|| "-".into()),
+            l.name.clone(),
             state,
-            l["token"].as_str().unwrap_or("").into(),
+            l.token.clone().unwrap_or_default(),
         ]);
     }
     print!("{}", v6lab_core::report::columns(&rows));
@@ -317,46 +338,37 @@ fn print_labs(v: &Value) {
 
 pub async fn events(remote: Remote, follow: bool, output: Output) -> Result<ExitCode> {
     let client = Client::new(&remote)?;
-    let show = |e: &Value| {
+    let show = |e: &Event| {
         if output == Output::Json {
-            println!("{e}");
+            println!("{}", serde_json::to_string(e).unwrap_or_default());
         } else {
-            let ts = e["ts"].as_i64().unwrap_or(0);
+            let ts = e.ts;
             let (h, m, s) = (ts / 3600 % 24, ts / 60 % 60, ts % 60);
-            println!(
-                "{h:02}:{m:02}:{s:02}Z  {:<16} {}",
-                e["kind"].as_str().unwrap_or(""),
-                e["message"].as_str().unwrap_or("")
-            );
+            println!("{h:02}:{m:02}:{s:02}Z  {:<16} {}", e.kind, e.message);
         }
     };
     if !follow {
-        let v = client
-            .call(reqwest::Method::GET, "/api/events", None)
-            .await?;
-        for e in v.as_array().into_iter().flatten() {
+        let v: Vec<Event> = client.call(Method::GET, "/api/events").await?;
+        for e in &v {
             show(e);
         }
         return Ok(ExitCode::SUCCESS);
     }
     let mut resp = client
         .http
-        .get(format!("{}/api/events?follow=true", client.base))
-        .bearer_auth(&client.token)
-        .send()
-        .await
-        .with_context(|| format!("cannot reach the controller at {}", client.base))?;
+        .send(Method::GET, "/api/events?follow=true", &client.token, None)
+        .await?;
     if !resp.status().is_success() {
         bail!("the controller refused ({})", resp.status());
     }
     let mut buf = String::new();
-    while let Some(chunk) = resp.chunk().await? {
+    while let Some(chunk) = transport::chunk(&mut resp).await? {
         buf.push_str(&String::from_utf8_lossy(&chunk));
         while let Some(i) = buf.find("\n\n") {
             let msg: String = buf.drain(..i + 2).collect();
             for line in msg.lines() {
                 if let Some(d) = line.strip_prefix("data:")
-                    && let Ok(e) = serde_json::from_str::<Value>(d.trim())
+                    && let Ok(e) = serde_json::from_str::<Event>(d.trim())
                 {
                     show(&e);
                 }
@@ -369,40 +381,47 @@ pub async fn events(remote: Remote, follow: bool, output: Output) -> Result<Exit
 /// `v6lab check --class C`: every student's lab checked now; students x exercises.
 pub async fn check_class(remote: Remote, class: String, output: Output) -> Result<ExitCode> {
     let client = Client::new(&remote)?;
-    let v = client
-        .call(reqwest::Method::GET, &format!("/api/classes/{class}"), None)
+    let v: Class = client
+        .call(Method::GET, &format!("/api/classes/{class}"))
         .await?;
-    let labs: Vec<(String, String)> = v["labs"]
-        .as_array()
+    let labs: Vec<(String, String)> = v
+        .labs
         .into_iter()
-        .flatten()
-        .map(|l| {
-            (
-                l["name"].as_str().unwrap_or("").to_owned(),
-                l["student"].as_str().unwrap_or("-").to_owned(),
-            )
-        })
+        .map(|l| (l.name, l.student.unwrap_or_else(|| "-".into())))
         .collect();
     let paths: Vec<String> = labs
         .iter()
         .map(|(lab, _)| format!("/api/labs/{lab}/checks"))
         .collect();
-    let results = futures::future::join_all(
-        paths
-            .iter()
-            .map(|p| client.call(reqwest::Method::POST, p, None)),
-    )
-    .await;
+    let results: Vec<Result<CheckRun>> =
+        futures::future::join_all(paths.iter().map(|p| client.call(Method::POST, p)))
+            .await;
     if output == Output::Json {
-        let all: Vec<Value> = labs.iter().zip(&results).map(|((lab, s), r)| json!({"lab": lab, "student": s, "result": r.as_ref().ok(), "error": r.as_ref().err().map(|e| e.to_string())})).collect();
-        println!("{}", serde_json::to_string_pretty(&all)?);
+        /// A lab's line of `check --class --output json`.
+        #[derive(Serialize)]
+        struct Line<'a> {
+            lab: &'a str,
+            student: &'a str,
+            result: Option<&'a CheckRun>,
+            error: Option<String>,
+        }
+        let all: Vec<Line> = labs
+            .iter()
+            .zip(&results)
+            .map(|((lab, s), r)| Line {
+                lab,
+                student: s,
+                result: r.as_ref().ok(),
+                error: r.as_ref().err().map(|e| e.to_string()),
+            })
+            .collect();
+        print_json(&all)?;
     }
     let mut exercises: Vec<String> = Vec::new();
     for r in results.iter().flatten() {
-        for e in r["exercises"].as_array().into_iter().flatten() {
-            let id = e["id"].as_str().unwrap_or("").to_owned();
-            if !exercises.contains(&id) {
-                exercises.push(id);
+        for e in &r.exercises {
+            if !exercises.contains(&e.id) {
+                exercises.push(e.id.clone());
             }
         }
     }
@@ -417,12 +436,7 @@ pub async fn check_class(remote: Remote, class: String, output: Output) -> Resul
         match r {
             Ok(r) => {
                 for x in &exercises {
-                    let pass = r["exercises"]
-                        .as_array()
-                        .into_iter()
-                        .flatten()
-                        .find(|e| e["id"] == x.as_str())
-                        .map(|e| e["passed"] == true);
+                    let pass = r.exercises.iter().find(|e| e.id == *x).map(|e| e.passed);
                     all_pass &= pass == Some(true);
                     row.push(match pass {
                         Some(true) => "pass".into(),

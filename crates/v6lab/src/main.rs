@@ -4,6 +4,7 @@ mod client_cmd;
 mod lab_cmd;
 mod serve_cmd;
 mod topology_cmd;
+mod transport;
 
 use clap::{Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! `v6lab serve`: the controller.
 
 use anyhow::{Context, Result};
+use axum::serve::ListenerExt;
 use clap::Args;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -14,9 +15,31 @@ use v6lab_controller::store::Store;
 
 #[derive(Args)]
 pub struct ServeArgs {
-    /// Address of the HTTP API.
+    /// Address of the web UI and API. On loopback it serves plain HTTP unless TLS is asked for;
+    /// on any other address it needs TLS (`--tls`, or `--tls-cert` and `--tls-key`), or else
+    /// `--insecure-http`.
     #[arg(long, default_value = "127.0.0.1:7464", env = "V6LAB_LISTEN")]
     pub listen: SocketAddr,
+    /// Serve HTTPS with a self-signed certificate, generated at first start and kept in the
+    /// state directory (tls.crt, tls.key); its SHA-256 fingerprint is printed at start and shown
+    /// on access sheets.
+    #[arg(long, env = "V6LAB_TLS", conflicts_with = "insecure_http")]
+    pub tls: bool,
+    /// Serve HTTPS with this certificate (PEM: the server's certificate, then any intermediates).
+    #[arg(long, value_name = "FILE", requires = "tls_key", conflicts_with_all = ["insecure_http", "tls"], env = "V6LAB_TLS_CERT")]
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `--tls-cert` (PEM).
+    #[arg(
+        long,
+        value_name = "FILE",
+        requires = "tls_cert",
+        env = "V6LAB_TLS_KEY"
+    )]
+    pub tls_key: Option<PathBuf>,
+    /// Serve plain HTTP on a non-loopback address (tokens and session cookies then cross the
+    /// network in the clear: only behind a reverse proxy that does TLS, or on a trusted network).
+    #[arg(long)]
+    pub insecure_http: bool,
     /// Where the store and the administrator token live.
     #[arg(long, default_value = "/var/lib/v6lab", env = "V6LAB_STATE_DIR")]
     pub state_dir: PathBuf,
@@ -32,6 +55,10 @@ pub struct ServeArgs {
     /// Labs created at once.
     #[arg(long, default_value_t = 6)]
     pub create_concurrency: usize,
+    /// A reverse proxy in front of the controller (repeatable): for requests from it, the
+    /// client's address (which wrong tokens are counted against) is taken from X-Forwarded-For.
+    #[arg(long, value_name = "ADDR")]
+    pub trusted_proxy: Vec<std::net::IpAddr>,
     /// Address of the SSH gateway (`ssh -p 2222 STUDENT@host`, the lab's token as password);
     /// `off` disables it. [default: 127.0.0.1:2222, skipped with a warning when in use]
     #[arg(long, env = "V6LAB_SSH_LISTEN", value_name = "ADDR|off", value_parser = parse_ssh_listen)]
@@ -67,6 +94,36 @@ fn secs(flag: &str, v: &str) -> Result<u64> {
         .map_err(|e| anyhow::anyhow!("--{flag} {v}: {e} (write e.g. 10m or 3h)"))
 }
 
+/// How the controller serves its web UI and API.
+#[derive(Debug, PartialEq)]
+enum Scheme {
+    Http,
+    /// The state directory's self-signed certificate.
+    SelfSigned,
+    /// `--tls-cert`, `--tls-key`.
+    Given(PathBuf, PathBuf),
+}
+
+/// Plain HTTP only on loopback or when asked for by name: elsewhere tokens and cookies would
+/// cross the classroom network in the clear.
+fn scheme(a: &ServeArgs) -> Result<Scheme> {
+    if let (Some(c), Some(k)) = (&a.tls_cert, &a.tls_key) {
+        return Ok(Scheme::Given(c.clone(), k.clone()));
+    }
+    if a.tls {
+        return Ok(Scheme::SelfSigned);
+    }
+    if a.insecure_http || a.listen.ip().to_canonical().is_loopback() {
+        return Ok(Scheme::Http);
+    }
+    anyhow::bail!(
+        "--listen {} is not a loopback address: serve HTTPS with --tls (a self-signed certificate \
+         kept in the state directory) or --tls-cert FILE --tls-key FILE, or plain HTTP with \
+         --insecure-http (only behind a reverse proxy that does TLS)",
+        a.listen
+    )
+}
+
 pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -76,6 +133,7 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    let scheme = scheme(&a)?;
     let warn_before = secs("warn-before", &a.warn_before)? as i64;
     let max_lifetime = secs("max-lifetime", &a.max_lifetime)? as i64;
     let check_interval = Duration::from_secs(secs("check-interval", &a.check_interval)?);
@@ -105,6 +163,7 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
             );
         }
     }
+    let tls = tls_config(&scheme, &a)?;
     let owner = format!("controller-{}", controller_id(&a.state_dir)?);
     let store = Store::open(&a.state_dir.join("v6lab.db")).context("opening the store")?;
     let docker = v6lab_runtime::docker::Docker::connect()
@@ -144,6 +203,7 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
         ctl,
         admin_token: Arc::new(std::sync::RwLock::new(token)),
         limit: Arc::new(RateLimit::new(10, Duration::from_secs(60))),
+        trusted_proxies: a.trusted_proxy.clone().into(),
     };
     // The SSH gateway shares the API's administrator token (rotations apply to both) and its
     // failure counts. An address given explicitly must work; the default one may be taken (by
@@ -168,6 +228,7 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
             Ok(ssh) => {
                 tracing::info!("SSH gateway on {} (host key {})", ssh.addr, ssh.fingerprint);
                 let _ = v6lab_controller::web::SSH_GATEWAY_PORT.set(Some(ssh.addr.port()));
+                let _ = v6lab_controller::web::SSH_HOST_KEY.set(ssh.fingerprint.to_string());
             }
             Err(e @ v6lab_controller::ssh::SshError::Listen { .. }) if !explicit => {
                 let _ = v6lab_controller::web::SSH_GATEWAY_PORT.set(None);
@@ -181,21 +242,65 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
     let listener = tokio::net::TcpListener::bind(a.listen)
         .await
         .with_context(|| format!("listening on {}", a.listen))?;
-    tracing::info!("API on http://{}", a.listen);
-    axum::serve(
-        listener,
-        router(api).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(async {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .expect("signal");
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = term.recv() => {}
+    let app = router(api).into_make_service_with_connect_info::<SocketAddr>();
+    match tls {
+        None => {
+            tracing::info!("web UI and API on http://{}", a.listen);
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown())
+                .await?;
         }
-    })
-    .await?;
+        Some(config) => {
+            tracing::info!("web UI and API on https://{}", a.listen);
+            // `tap_io` only makes the peer's address available to the handlers, as with TCP.
+            let listener = v6lab_controller::tls::Listener::new(listener, config)?.tap_io(|_| {});
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown())
+                .await?;
+        }
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn shutdown() {
+    let mut term =
+        tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("signal");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+/// The certificate to serve, if any; its fingerprint printed and kept for the access sheets.
+fn tls_config(
+    scheme: &Scheme,
+    a: &ServeArgs,
+) -> Result<Option<Arc<v6lab_controller::tls::ServerConfig>>> {
+    use v6lab_controller::tls;
+    let id = match scheme {
+        Scheme::Http => return Ok(None),
+        Scheme::Given(cert, key) => tls::load(cert, key)?,
+        Scheme::SelfSigned => {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname").ok();
+            let names = tls::self_signed_names(host.as_deref(), a.listen);
+            let (id, new) = tls::self_signed(&a.state_dir, &names)?;
+            let path = a.state_dir.join(tls::CERT_FILE);
+            if new {
+                tracing::info!(
+                    "self-signed certificate created in {} for {}",
+                    path.display(),
+                    names.join(", ")
+                );
+            } else {
+                tracing::info!("self-signed certificate from {}", path.display());
+            }
+            id
+        }
+    };
+    tracing::info!("TLS certificate fingerprint (SHA-256): {}", id.fingerprint);
+    let config = tls::server_config(&id)?;
+    let _ = tls::FINGERPRINT.set(id.fingerprint);
+    Ok(Some(config))
 }
 
 /// This controller's identity, kept in the state directory: it labels the labs it creates, so
@@ -212,4 +317,73 @@ fn controller_id(dir: &std::path::Path) -> Result<String> {
     std::fs::write(&path, format!("{id}\n"))
         .with_context(|| format!("writing {}", path.display()))?;
     Ok(id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        a: ServeArgs,
+    }
+
+    fn scheme_of(args: &[&str]) -> Result<Scheme, String> {
+        let t = T::try_parse_from(std::iter::once("serve").chain(args.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        scheme(&t.a).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn plain_http_only_on_loopback_or_by_name() {
+        for l in [
+            "127.0.0.1:7464",
+            "[::1]:7464",
+            "[::ffff:127.0.0.1]:7464",
+            "127.1.2.3:80",
+        ] {
+            assert_eq!(scheme_of(&["--listen", l]), Ok(Scheme::Http), "{l}");
+        }
+        for l in [
+            "0.0.0.0:7464",
+            "[::]:7464",
+            "192.0.2.10:7464",
+            "[2001:db8::1]:443",
+        ] {
+            let e = scheme_of(&["--listen", l]).unwrap_err();
+            assert!(
+                e.contains("not a loopback")
+                    && e.contains("--tls ")
+                    && e.contains("--insecure-http"),
+                "{e}"
+            );
+            assert_eq!(
+                scheme_of(&["--listen", l, "--insecure-http"]),
+                Ok(Scheme::Http)
+            );
+            assert_eq!(scheme_of(&["--listen", l, "--tls"]), Ok(Scheme::SelfSigned));
+        }
+        assert_eq!(scheme_of(&["--tls"]), Ok(Scheme::SelfSigned));
+        assert_eq!(
+            scheme_of(&[
+                "--listen",
+                "[::]:443",
+                "--tls-cert",
+                "c.pem",
+                "--tls-key",
+                "k.pem"
+            ]),
+            Ok(Scheme::Given("c.pem".into(), "k.pem".into()))
+        );
+        // Contradictions and halves are refused by the flags themselves.
+        assert!(
+            scheme_of(&["--tls-cert", "c.pem"])
+                .unwrap_err()
+                .contains("--tls-key")
+        );
+        assert!(scheme_of(&["--tls", "--insecure-http"]).is_err());
+        assert!(scheme_of(&["--tls", "--tls-cert", "c", "--tls-key", "k"]).is_err());
+    }
 }

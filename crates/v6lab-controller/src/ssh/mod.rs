@@ -14,7 +14,8 @@ mod menu;
 mod session;
 pub mod user;
 
-use crate::auth::{self, RateLimit};
+use crate::access::Principal;
+use crate::auth::RateLimit;
 use crate::controller::Controller;
 use russh::keys::ssh_key::{HashAlg, LineEnding, PrivateKey, private::Ed25519Keypair};
 use russh::server::{self, Auth, Msg, Session};
@@ -244,47 +245,16 @@ async fn accept_loop(listener: TcpListener, config: Arc<server::Config>, sh: Arc
     }
 }
 
-/// Who is logging in with a password: the administrator, a student (their lab), or nobody.
-enum Principal {
-    Admin,
-    Student {
-        lab: String,
-        student: Option<String>,
-    },
-}
-
 impl Shared {
-    /// The token's owner; every lab token is compared (in constant time), so the time taken
-    /// does not depend on which one matches.
+    /// The token's owner, by the one lookup shared with HTTP ([`crate::access::lookup`]).
     fn principal(&self, token: &str) -> Option<Principal> {
-        let admin = self
-            .admin_token
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        if auth::token_eq(token, &admin) {
-            return Some(Principal::Admin);
-        }
-        if !token.starts_with("v6s_") {
-            return None;
-        }
-        let labs = match self.ctl.store.labs() {
-            Ok(l) => l,
+        match crate::access::lookup(&self.ctl.store, &self.admin_token, token) {
+            Ok(p) => p,
             Err(e) => {
                 tracing::error!(error = %e, "ssh: reading the store");
-                return None;
-            }
-        };
-        let mut owner = None;
-        for l in labs {
-            if auth::token_eq(token, &l.token) {
-                owner = Some(Principal::Student {
-                    lab: l.name,
-                    student: l.student,
-                });
+                None
             }
         }
-        owner
     }
 
     /// The access a login gets, or `None` (refused, whatever the reason).
@@ -347,12 +317,9 @@ impl server::Handler for Conn {
                 partial_success: false,
             })
         };
-        if self.sh.limit.blocked(ip) {
-            tracing::info!(peer = %ip, "ssh: login refused: too many failed attempts");
-            return refused();
-        }
-        match self.sh.login(user, password) {
-            Some(access) => {
+        // The token first: a correct one is never refused; only failures are counted.
+        match crate::access::authenticate(&self.sh.limit, ip, || self.sh.login(user, password)) {
+            Ok(access) => {
                 tracing::info!(peer = %ip, user = user::loggable(user), "ssh: login");
                 self.access = Some(access);
                 if let Some(tx) = self.authed.take() {
@@ -360,8 +327,10 @@ impl server::Handler for Conn {
                 }
                 Ok(Auth::Accept)
             }
-            None => {
-                self.sh.limit.failure(ip);
+            Err(refusal) => {
+                if refusal == crate::access::Refusal::Blocked {
+                    tracing::info!(peer = %ip, "ssh: too many failed attempts from this source");
+                }
                 self.sh
                     .ctl
                     .metrics

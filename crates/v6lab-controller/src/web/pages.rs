@@ -3,7 +3,7 @@
 //! same template, so the page's script refreshes it when an event arrives.
 
 use super::{markdown, session};
-use crate::api::{Api, ApiError, Principal};
+use crate::access::{Api, ApiError, Principal};
 use crate::controller::now;
 use crate::store::{EventRow, LabRow, LabState, ProgressRow};
 use axum::Form;
@@ -22,6 +22,9 @@ pub const SSH_PORT: u16 = 2222;
 
 /// The SSH gateway's port as `v6lab serve` bound it (`None`: no gateway). Set once at start.
 pub static SSH_GATEWAY_PORT: OnceLock<Option<u16>> = OnceLock::new();
+
+/// The SSH gateway's host key fingerprint (`SHA256:...`), shown on access sheets. Set at start.
+pub static SSH_HOST_KEY: OnceLock<String> = OnceLock::new();
 
 fn ssh_port() -> Option<u16> {
     match SSH_GATEWAY_PORT.get() {
@@ -46,6 +49,10 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "go.html",
         include_str!("../../../../templates/web/go.html.tera"),
+    ),
+    (
+        "confirm.html",
+        include_str!("../../../../templates/web/confirm.html.tera"),
     ),
     (
         "dashboard.html",
@@ -116,7 +123,7 @@ fn html(status: StatusCode, body: String) -> Response {
 fn who_name(p: Option<&Principal>) -> &'static str {
     match p {
         Some(Principal::Admin) => "admin",
-        Some(Principal::Student(_)) => "student",
+        Some(Principal::Student { .. }) => "student",
         None => "",
     }
 }
@@ -189,7 +196,7 @@ fn internal(e: impl std::fmt::Display) -> Message {
 
 /// The refusal of a page for the administrator only, unless the administrator asks.
 fn not_admin(api: &Api, headers: &HeaderMap) -> Option<Response> {
-    match session::principal(api, headers) {
+    match api.session_principal(headers) {
         Some(Principal::Admin) => None,
         Some(p) => Some(forbidden(Some(&p)).into_response()),
         None => Some(Redirect::to("/").into_response()),
@@ -271,9 +278,11 @@ fn cell(exercise: &str, row: Option<&ProgressRow>, state: LabState) -> Value {
 // Start page, sign-in, student links
 
 pub async fn index(State(api): State<Api>, headers: HeaderMap) -> Response {
-    match session::principal(&api, &headers) {
+    match api.session_principal(&headers) {
         Some(Principal::Admin) => Redirect::to("/dashboard").into_response(),
-        Some(Principal::Student(lab)) => Redirect::to(&format!("/labs/{lab}")).into_response(),
+        Some(Principal::Student { lab, .. }) => {
+            Redirect::to(&format!("/labs/{lab}")).into_response()
+        }
         None => page("index.html", None, json!({"title": "Sign in", "error": ""})),
     }
 }
@@ -283,27 +292,15 @@ pub struct LoginForm {
     token: String,
 }
 
-fn bearer(token: &str) -> Option<HeaderMap> {
-    let mut h = HeaderMap::new();
-    h.insert(
-        header::AUTHORIZATION,
-        HeaderValue::from_str(&format!("Bearer {}", token.trim())).ok()?,
-    );
-    Some(h)
-}
-
-/// Checks a token typed or linked by a person, through the API's authentication (constant-time
-/// comparison, failures counted by the rate limiter).
-fn check_token(api: &Api, token: &str, peer: SocketAddr) -> Result<Principal, ApiError> {
-    match bearer(token) {
-        Some(h) => api.auth(&h, peer),
-        None => {
-            // Not even a header value: count it like any wrong token.
-            let mut h = HeaderMap::new();
-            h.insert(header::AUTHORIZATION, HeaderValue::from_static("Bearer -"));
-            api.auth(&h, peer)
-        }
-    }
+/// Checks a token typed or linked by a person, through the one lookup (failures counted by the
+/// rate limiter, a correct token always accepted).
+fn check_token(
+    api: &Api,
+    headers: &HeaderMap,
+    token: &str,
+    peer: SocketAddr,
+) -> Result<Principal, ApiError> {
+    api.check_token(token.trim(), api.client(headers, peer))
 }
 
 fn with_cookies(mut r: Response, cookies: impl IntoIterator<Item = String>) -> Response {
@@ -330,12 +327,12 @@ pub async fn login(
         });
         html(status, render("index.html", &ctx))
     };
-    match check_token(&api, &form.token, peer) {
+    match check_token(&api, &headers, &form.token, peer) {
         Ok(Principal::Admin) => match session::admin_cookie(&api, &headers) {
             Some(c) => with_cookies(Redirect::to("/dashboard").into_response(), [c]),
             None => internal("no session key").into_response(),
         },
-        Ok(Principal::Student(lab)) => match api.ctl.store.lab(&lab) {
+        Ok(Principal::Student { lab, .. }) => match api.ctl.store.lab(&lab) {
             Ok(Some(l)) => match session::student_cookie(&api, &headers, &l) {
                 Some(c) => with_cookies(
                     Redirect::to(&format!("/labs/{}", l.name)).into_response(),
@@ -353,55 +350,128 @@ pub async fn login(
     }
 }
 
-pub async fn logout(headers: HeaderMap) -> Response {
+/// Signing out ends the sessions on the server, not only in the browser.
+pub async fn logout(State(api): State<Api>, headers: HeaderMap) -> Response {
     if session::cross_site(&headers) {
         return forbidden(None).into_response();
     }
-    with_cookies(Redirect::to("/").into_response(), session::clear_cookies())
+    with_cookies(
+        Redirect::to("/").into_response(),
+        session::end(&api, &headers),
+    )
 }
 
 /// `/s/TOKEN`: a student's link. Sets the student session and moves to the lab's page, through
 /// a small page of our own rather than a redirect: a link followed from another site (a mail,
 /// a chat) would not carry the new `SameSite=Strict` cookie through a redirect.
+///
+/// A browser that already holds another session (another student's lab, or the trainer's) is
+/// asked first ([`confirm`]). A link followed from another site carries no session cookie, so
+/// it is first reopened from this site, where the browser sends its cookies.
 pub async fn student_link(
     State(api): State<Api>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(token): Path<String>,
     headers: HeaderMap,
 ) -> Response {
+    let l = match open_link(&api, &headers, &token, peer) {
+        Ok(l) => l,
+        Err(m) => return m.into_response(),
+    };
+    if session::cross_site(&headers) {
+        let ctx = json!({"title": "Opening your lab", "next": format!("/s/{token}"), "who": "", "now": now()});
+        return html(StatusCode::OK, render("go.html", &ctx));
+    }
+    match api.session_principal(&headers) {
+        Some(p) if !matches!(&p, Principal::Student { lab, .. } if *lab == l.name) => {
+            let current = match &p {
+                Principal::Admin => "the trainer".to_owned(),
+                Principal::Student { lab, .. } => format!("lab {lab}"),
+            };
+            let back = match p.lab() {
+                Some(lab) => format!("/labs/{lab}"),
+                None => "/dashboard".to_owned(),
+            };
+            let ctx = json!({
+                "title": "Open another lab?", "current": current, "lab": l.name,
+                "student": l.student.clone().unwrap_or_default(), "back": back,
+                "action": format!("/s/{token}"), "who": who_name(Some(&p)), "now": now(),
+            });
+            html(StatusCode::OK, render("confirm.html", &ctx))
+        }
+        _ => go_to_lab(&api, &headers, &l, []),
+    }
+}
+
+/// `POST /s/TOKEN`: the answer "yes, open this lab here" to [`student_link`]'s question.
+pub async fn confirm(
+    State(api): State<Api>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(token): Path<String>,
+    headers: HeaderMap,
+) -> Response {
+    if session::cross_site(&headers) {
+        return forbidden(None).into_response();
+    }
+    match open_link(&api, &headers, &token, peer) {
+        Ok(l) => {
+            // The session being replaced ends here, on the server too; the cookies are cleared
+            // before the new one is set.
+            let ended = session::end(&api, &headers);
+            go_to_lab(&api, &headers, &l, ended)
+        }
+        Err(m) => m.into_response(),
+    }
+}
+
+/// The lab a student link opens, or the page saying why not.
+fn open_link(
+    api: &Api,
+    headers: &HeaderMap,
+    token: &str,
+    peer: SocketAddr,
+) -> Result<LabRow, Message> {
     let invalid = || {
         Message::new(
             StatusCode::NOT_FOUND,
             "This link does not open a lab",
             "It may be mistyped, or its lab has ended. Ask your trainer for a new access slip.",
         )
-        .into_response()
     };
-    if !token.starts_with("v6s_") {
-        // Administrator tokens never travel in URLs; anything else is a wrong token.
-        let _ = check_token(&api, "v6s_-", peer);
-        return invalid();
-    }
-    match check_token(&api, &token, peer) {
-        Ok(Principal::Student(lab)) => {
-            let Ok(Some(l)) = api.ctl.store.lab(&lab) else {
-                return invalid();
-            };
-            let Some(c) = session::student_cookie(&api, &headers, &l) else {
-                return internal("no session key").into_response();
-            };
-            let next = format!("/labs/{}", l.name);
-            let ctx = json!({"title": "Opening your lab", "next": next, "who": "", "now": now()});
-            with_cookies(html(StatusCode::OK, render("go.html", &ctx)), [c])
-        }
-        Err(ApiError(StatusCode::TOO_MANY_REQUESTS, _)) => Message::new(
+    // Administrator tokens never travel in URLs; anything else is a wrong token.
+    let token = if token.starts_with("v6s_") {
+        token
+    } else {
+        "v6s_-"
+    };
+    match check_token(api, headers, token, peer) {
+        Ok(Principal::Student { lab, .. }) if token != "v6s_-" => match api.ctl.store.lab(&lab) {
+            Ok(Some(l)) => Ok(l),
+            _ => Err(invalid()),
+        },
+        Err(ApiError(StatusCode::TOO_MANY_REQUESTS, _)) => Err(Message::new(
             StatusCode::TOO_MANY_REQUESTS,
             "Too many attempts",
             "Too many wrong links from this address: wait a minute, then try again.",
-        )
-        .into_response(),
-        _ => invalid(),
+        )),
+        _ => Err(invalid()),
     }
+}
+
+/// Starts the student session on `l` (after the cookies `before`) and moves to its page.
+fn go_to_lab(
+    api: &Api,
+    headers: &HeaderMap,
+    l: &LabRow,
+    before: impl IntoIterator<Item = String>,
+) -> Response {
+    let Some(c) = session::student_cookie(api, headers, l) else {
+        return internal("no session key").into_response();
+    };
+    let next = format!("/labs/{}", l.name);
+    let ctx = json!({"title": "Opening your lab", "next": next, "who": "", "now": now()});
+    let cookies = before.into_iter().chain([c]);
+    with_cookies(html(StatusCode::OK, render("go.html", &ctx)), cookies)
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -595,7 +665,7 @@ fn base_url(headers: &HeaderMap, given: Option<&str>) -> String {
             return u.to_owned();
         }
     }
-    let scheme = if session::https(headers) {
+    let scheme = if session::https(headers) || crate::tls::enabled() {
         "https"
     } else {
         "http"
@@ -722,6 +792,7 @@ pub async fn sheet(
         "class": {"name": c.name, "topology": c.topology_name, "expires": c.expires,
                   "ends": clock(c.expires)},
         "base": base, "loopback": is_loopback(&host), "slips": slips,
+        "tls_fingerprint": crate::tls::FINGERPRINT.get(), "ssh_host_key": SSH_HOST_KEY.get(),
     });
     page("sheet.html", Some(&who), ctx)
 }
@@ -790,10 +861,10 @@ pub async fn lab(
     Path(lab): Path<String>,
     Query(q): Query<PartQuery>,
 ) -> Response {
-    let who = session::principal(&api, &headers);
+    let who = api.session_principal(&headers);
     match &who {
         None => return sign_in_needed().into_response(),
-        Some(Principal::Student(own)) if *own != lab => {
+        Some(Principal::Student { lab: own, .. }) if *own != lab => {
             return forbidden(who.as_ref()).into_response();
         }
         _ => {}
@@ -855,7 +926,7 @@ pub async fn lab(
         }
     };
     // A student's session follows the lab's lifetime, also after the trainer extended it.
-    if matches!(who, Some(Principal::Student(_)))
+    if matches!(who, Some(Principal::Student { .. }))
         && let Some(c) = session::student_cookie(&api, &headers, &l)
     {
         r = with_cookies(r, [c]);

@@ -10,7 +10,7 @@
 //! deleted, expires or loses its token, found by the controller's events and a periodic look at
 //! the store.
 
-use crate::api::Api;
+use crate::access::Api;
 use crate::controller::now;
 use crate::store::{EventRow, LabState};
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
