@@ -62,22 +62,31 @@ fn https_with_a_pinned_self_signed_certificate() {
         "{answer}"
     );
 
-    // The CLI: with the fingerprint (the harness sets V6LAB_TLS_FINGERPRINT) it works; with
-    // another one, or none (the system's authorities do not know a self-signed certificate), it
-    // refuses and says what to do.
+    // The CLI: with the fingerprint (the harness sets V6LAB_TLS_FINGERPRINT), or on loopback
+    // with the state directory's certificate, it works; with another fingerprint, or none (the
+    // system's authorities do not know a self-signed certificate), it refuses and says what to do.
     let o = s.cli(&["class", "ls"]);
     assert!(o.status.success(), "class ls over HTTPS: {}", text(&o));
     let o = s.cli(&["class", "ls", "--tls-fingerprint", &wrong]);
     assert!(!o.status.success());
     assert!(text(&o).contains(&fp), "{}", text(&o));
-    let o = Command::new(bin())
-        .args(["class", "ls"])
-        .env("V6LAB_CONTROLLER", &s.url)
-        .env("V6LAB_STATE_DIR", &s.dir)
-        .env_remove("V6LAB_TLS_FINGERPRINT")
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let without_fingerprint = |state_dir: &std::path::Path| {
+        Command::new(bin())
+            .args(["class", "ls", "--token", &s.admin_token()])
+            .env("V6LAB_CONTROLLER", &s.url)
+            .env("V6LAB_STATE_DIR", state_dir)
+            .env_remove("V6LAB_TLS_FINGERPRINT")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    let o = without_fingerprint(&s.dir);
+    assert!(
+        o.status.success(),
+        "class ls with the local certificate: {}",
+        text(&o)
+    );
+    let o = without_fingerprint(std::path::Path::new("/nonexistent"));
     assert!(!o.status.success());
     assert!(text(&o).contains("--tls-fingerprint"), "{}", text(&o));
     let o = s.cli(&[
@@ -136,6 +145,15 @@ fn https_with_a_pinned_self_signed_certificate() {
     let sheet = String::from_utf8_lossy(&r);
     assert_eq!(status_of(&r), 200, "{sheet}");
     assert!(sheet.contains(&fp), "the sheet has no fingerprint");
+    // Next to the SSH host key's, as the gateway printed it.
+    let log = s.log();
+    let host_key = log
+        .split("(host key ")
+        .nth(1)
+        .and_then(|r| r.split(')').next())
+        .unwrap_or_else(|| panic!("no SSH host key in the log:\n{log}"));
+    assert!(host_key.starts_with("SHA256:"), "{host_key}");
+    assert!(sheet.contains(host_key), "the sheet has no SSH host key");
     assert!(
         sheet.contains(&format!("https://localhost:{port}/s/")),
         "{sheet}"
@@ -254,6 +272,59 @@ fn plain_http_only_on_loopback_or_by_name() {
     let _ = child.kill();
     let _ = child.wait();
     let _ = std::fs::remove_dir_all(&dir);
+    if let Err(p) = ok {
+        std::panic::resume_unwind(p);
+    }
+}
+
+/// `--tls-cert`/`--tls-key`: that certificate is served (its fingerprint printed), and nothing is
+/// generated in the state directory.
+#[test]
+fn given_certificate_is_served() {
+    let base = std::env::temp_dir().join(format!("v6lab-tls-given-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&base);
+    let (certs, state) = (base.join("certs"), base.join("state"));
+    std::fs::create_dir_all(&certs).unwrap();
+    let (id, _) =
+        v6lab_controller::tls::self_signed(&certs, &["lab.example.org".to_owned()]).unwrap();
+    let port = free_port();
+    let log = base.join("serve.log");
+    let mut child = Command::new(bin())
+        .args([
+            "serve",
+            "--ssh-listen",
+            "off",
+            "--listen",
+            &format!("[::]:{port}"),
+        ])
+        .arg("--tls-cert")
+        .arg(certs.join(v6lab_controller::tls::CERT_FILE))
+        .arg("--tls-key")
+        .arg(certs.join(v6lab_controller::tls::KEY_FILE))
+        .arg("--state-dir")
+        .arg(&state)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let ok = std::panic::catch_unwind(|| {
+        wait_for("/healthz over HTTPS", Duration::from_secs(120), || {
+            let r = https_exchange(
+                port,
+                &id.fingerprint,
+                "GET /healthz HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+            )
+            .ok()?;
+            (status_of(&r) == 200).then_some(())
+        });
+        let log = std::fs::read_to_string(&log).unwrap();
+        assert!(log.contains(&id.fingerprint), "{log}");
+        assert!(!state.join(v6lab_controller::tls::CERT_FILE).exists());
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let _ = std::fs::remove_dir_all(&base);
     if let Err(p) = ok {
         std::panic::resume_unwind(p);
     }

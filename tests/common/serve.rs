@@ -44,9 +44,9 @@ impl Serve {
         Self::new(test, check_interval, ssh, false)
     }
 
-    /// Over HTTPS (`--tls`, on `[::]`), without SSH gateway.
+    /// Over HTTPS (`--tls`, on `[::]`), with an SSH gateway (on loopback).
     pub fn https(test: &str) -> Serve {
-        Self::new(test, "0s", false, true)
+        Self::new(test, "0s", true, true)
     }
 
     fn new(test: &str, check_interval: &str, ssh: bool, tls: bool) -> Serve {
@@ -126,20 +126,20 @@ impl Serve {
                 },
             );
             self.fingerprint = Some(fp);
-            return;
+        } else {
+            let http = reqwest::blocking::Client::new();
+            let url = format!("{}/healthz", self.url);
+            wait_for(
+                "the controller to answer /healthz",
+                Duration::from_secs(120),
+                || {
+                    http.get(&url)
+                        .send()
+                        .ok()
+                        .filter(|r| r.status().is_success())
+                },
+            );
         }
-        let http = reqwest::blocking::Client::new();
-        let url = format!("{}/healthz", self.url);
-        wait_for(
-            "the controller to answer /healthz",
-            Duration::from_secs(120),
-            || {
-                http.get(&url)
-                    .send()
-                    .ok()
-                    .filter(|r| r.status().is_success())
-            },
-        );
         if let Some(p) = self.ssh_port {
             wait_for("the SSH gateway to listen", Duration::from_secs(10), || {
                 std::net::TcpStream::connect(("127.0.0.1", p)).ok()

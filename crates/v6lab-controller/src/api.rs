@@ -64,9 +64,11 @@ fn lifetime_secs(api: &Api, given: Option<&str>, default: u64) -> Result<i64, Ap
                 StatusCode::BAD_REQUEST,
                 format!("lifetime `{l}`: {e}; write e.g. 90m or 3h"),
             )
-        })? as i64,
-        None => default as i64,
+        })?,
+        None => default,
     };
+    // Beyond i64: longer than any maximum, refused as such below.
+    let secs = i64::try_from(secs).unwrap_or(i64::MAX);
     if secs > api.ctl.cfg.max_lifetime {
         return Err(err(
             StatusCode::BAD_REQUEST,

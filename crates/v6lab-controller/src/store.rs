@@ -25,6 +25,9 @@ pub enum StoreError {
     Private { path: String, error: std::io::Error },
 }
 
+/// How many web sessions a lab (or the administrator) keeps (the oldest end).
+pub const SESSIONS_KEPT: i64 = 32;
+
 /// How many events the store keeps (the oldest are pruned).
 pub const EVENTS_KEPT: i64 = 20_000;
 
@@ -378,6 +381,19 @@ impl Store {
         })
     }
 
+    /// The digest of a lab's student token (`None`: no such lab, or no token).
+    pub fn token_digest(&self, lab: &str) -> Result<Option<String>, StoreError> {
+        self.with(|c| {
+            c.query_row(
+                "SELECT token_digest FROM labs WHERE name = ?1",
+                [lab],
+                |r| r.get(0),
+            )
+            .optional()
+            .map(Option::flatten)
+        })
+    }
+
     /// Replaces a lab's student token (its sessions end with the old one).
     pub fn set_token(&self, lab: &str, token: &str) -> Result<bool, StoreError> {
         self.with(|c| {
@@ -395,6 +411,13 @@ impl Store {
             c.execute(
                 "INSERT OR REPLACE INTO sessions (digest, lab, token_digest, expires) VALUES (?1, ?2, ?3, ?4)",
                 params![digest(id), s.lab, s.token_digest, s.expires],
+            )?;
+            // A lab (or the administrator) keeps its newest sessions only: opening a link in a
+            // loop cannot fill the store.
+            c.execute(
+                "DELETE FROM sessions WHERE lab IS ?1 AND rowid NOT IN
+                 (SELECT rowid FROM sessions WHERE lab IS ?1 ORDER BY rowid DESC LIMIT ?2)",
+                params![s.lab, SESSIONS_KEPT],
             )?;
             Ok(())
         })
@@ -852,13 +875,41 @@ mod tests {
             "v6c_new",
             &SessionRow {
                 expires: 500,
-                ..row
+                ..row.clone()
             },
             200,
         )
         .unwrap();
         assert_eq!(s.session("v6c_old").unwrap(), None);
         assert!(s.session("v6c_new").unwrap().is_some());
+        // Opening a link in a loop keeps only the newest sessions of that lab.
+        let admin = SessionRow {
+            lab: None,
+            token_digest: digest("v6a_x"),
+            expires: 500,
+        };
+        s.insert_session("v6c_admin", &admin, 200).unwrap();
+        for i in 0..1000 {
+            s.insert_session(
+                &format!("v6c_{i}"),
+                &SessionRow {
+                    expires: 500,
+                    ..row.clone()
+                },
+                200,
+            )
+            .unwrap();
+        }
+        let n: i64 = s
+            .with(|c| c.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(n, SESSIONS_KEPT + 1);
+        assert!(s.session("v6c_999").unwrap().is_some());
+        assert!(s.session("v6c_0").unwrap().is_none());
+        assert!(
+            s.session("v6c_admin").unwrap().is_some(),
+            "other sessions stay"
+        );
     }
 
     #[test]

@@ -282,15 +282,17 @@ impl Listener {
                         acceptor.accept(stream).await.map(Some)
                     })
                     .await;
-                    drop(slot);
                     match hs {
                         Ok(Ok(Some(tls))) => {
+                            // The slot is held until the server takes the connection: handshakes
+                            // never run ahead of it by more than the bound.
                             let _ = tx.send((tls, peer)).await;
                         }
                         Ok(Ok(None)) => tracing::debug!(%peer, "plain HTTP sent to HTTPS"),
                         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
                     }
+                    drop(slot);
                 });
             }
         });
@@ -595,8 +597,8 @@ mod tests {
         let _ = std::fs::remove_dir_all(&dir);
     }
 
-    /// A handshake through the pinned client configuration: the right fingerprint connects,
-    /// another one is refused.
+    /// A handshake through the pinned client configuration: the right fingerprint connects (while
+    /// idle connections wait for their handshake), another one is refused.
     #[tokio::test]
     async fn pinned_client_accepts_only_its_certificate() {
         let dir = tmp("pin");
@@ -616,6 +618,11 @@ mod tests {
             c.connect(ServerName::try_from("127.0.0.1").unwrap(), tcp)
                 .await
         };
+        // Clients that connect and say nothing hold no one else up.
+        let mut idle = Vec::new();
+        for _ in 0..8 {
+            idle.push(tokio::net::TcpStream::connect(addr).await.unwrap());
+        }
         let right = parse_fingerprint(&id.fingerprint).unwrap();
         connect(right).await.unwrap();
         let e = connect([0u8; 32]).await.unwrap_err().to_string();

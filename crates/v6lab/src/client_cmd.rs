@@ -15,8 +15,9 @@ use v6lab_controller::api_types::{
 };
 
 /// Where the controller is and who we are: flags, then environment, then the config file
-/// (`~/.config/v6lab/client.conf`, else `/etc/v6lab/client.conf`: `controller = URL` and
-/// `token = TOKEN` lines), then the local controller's defaults.
+/// (`~/.config/v6lab/client.conf`, else `/etc/v6lab/client.conf`: `controller = URL`,
+/// `token = TOKEN`, `tls_fingerprint = SHA256` and `ca = FILE` lines), then the local
+/// controller's defaults.
 #[derive(Args, Clone)]
 pub struct Remote {
     /// The controller's URL [default: http://127.0.0.1:7464].
@@ -26,7 +27,8 @@ pub struct Remote {
     #[arg(long, global = true, env = "V6LAB_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
     /// The SHA-256 fingerprint of an https:// controller's certificate (its self-signed one:
-    /// `v6lab serve` prints it at start; the access sheets show it).
+    /// `v6lab serve` prints it at start; the access sheets show it). On loopback, default: the
+    /// state directory's tls.crt when readable.
     #[arg(
         long,
         global = true,
@@ -139,6 +141,11 @@ impl Client {
             .clone()
             .or_else(|| from_file("tls_fingerprint"));
         let ca = r.ca.clone().or_else(|| from_file("ca").map(PathBuf::from));
+        let fingerprint = fingerprint.or_else(|| {
+            ca.is_none()
+                .then(|| transport::local_fingerprint(&base, &r.state_dir))
+                .flatten()
+        });
         let trust = Trust {
             fingerprint: fingerprint.as_deref(),
             ca: ca.as_deref(),
@@ -356,7 +363,12 @@ pub async fn events(remote: Remote, follow: bool, output: Output) -> Result<Exit
     }
     let mut resp = client
         .http
-        .send(Method::GET, "/api/events?follow=true", &client.token, None)
+        .send(
+            Method::GET,
+            "/api/events?follow=true",
+            &client.token,
+            None,
+        )
         .await?;
     if !resp.status().is_success() {
         bail!("the controller refused ({})", resp.status());

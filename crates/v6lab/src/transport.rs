@@ -158,6 +158,24 @@ pub async fn chunk(resp: &mut Response<Incoming>) -> Result<Option<Bytes>> {
     Ok(None)
 }
 
+/// The fingerprint of the local controller's self-signed certificate, for an https:// URL on
+/// loopback: read from its state directory like its admin.token (both are root's only).
+pub fn local_fingerprint(base: &str, state_dir: &Path) -> Option<String> {
+    let uri: Uri = base.parse().ok()?;
+    let host = uri.host()?.trim_start_matches('[').trim_end_matches(']');
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.to_canonical().is_loopback());
+    if uri.scheme_str() != Some("https") || !loopback {
+        return None;
+    }
+    let pem = std::fs::read(state_dir.join(tls::CERT_FILE)).ok()?;
+    let der: rustls::pki_types::CertificateDer =
+        rustls::pki_types::pem::PemObject::from_pem_slice(&pem).ok()?;
+    Some(tls::fingerprint(&der))
+}
+
 /// The authorities the system trusts (`/etc/ssl/certs`, or `SSL_CERT_FILE`).
 fn system_roots() -> Result<rustls::ClientConfig> {
     let candidates = std::env::var_os("SSL_CERT_FILE")

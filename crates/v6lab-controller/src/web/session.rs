@@ -72,13 +72,16 @@ pub fn student_cookie(
     lab: &crate::store::LabRow,
 ) -> Option<String> {
     let t = now();
+    let Ok(Some(token_digest)) = api.ctl.store.token_digest(&lab.name) else {
+        return None;
+    };
     let current = cookie(headers, STUDENT_COOKIE).filter(|id| {
-        matches!(api.ctl.store.session(id), Ok(Some(s)) if s.lab.as_deref() == Some(lab.name.as_str()) && s.token_digest == digest(&lab.token) && s.expires > t)
+        matches!(api.ctl.store.session(id), Ok(Some(s)) if s.lab.as_deref() == Some(lab.name.as_str()) && s.token_digest == token_digest && s.expires > t)
     });
     let id = current.map(str::to_owned).unwrap_or_else(new_id);
     let row = SessionRow {
         lab: Some(lab.name.clone()),
-        token_digest: digest(&lab.token),
+        token_digest,
         // The lab's expiry decides; this only lets the store forget the row one day.
         expires: t + api.ctl.cfg.max_lifetime.max(3600),
     };
