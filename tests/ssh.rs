@@ -434,3 +434,387 @@ fn sessions_end_when_the_lab_expires() {
         || leftovers(&lab).is_empty().then_some(()),
     );
 }
+
+/// A class of one lab: (lab, student, token).
+fn one_lab(s: &mut Serve, tag: &str) -> (String, String, String) {
+    let class = class_name(tag);
+    let v = s.class_create("ipv6-basics", &class, 1, "15m");
+    let lab = v["labs"][0]["name"].as_str().unwrap().to_owned();
+    let student = v["labs"][0]["student"].as_str().unwrap().to_owned();
+    let token = v["labs"][0]["token"].as_str().unwrap().to_owned();
+    s.wait_ready(&class, 1);
+    (lab, student, token)
+}
+
+/// Processes in h1 of `lab` whose command line is `what` (seen by the engine, not the gateway).
+fn running(lab: &str, what: &str) -> usize {
+    let o = v6lab(&["exec", lab, "h1", "--", "ps", "-eo", "args"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .filter(|l| l.trim() == what)
+        .count()
+}
+
+/// The pid of the `v6lab serve` that uses this test's state directory.
+fn controller_pid(s: &Serve) -> u32 {
+    let dir = s.dir.to_str().unwrap().to_owned();
+    let pids: Vec<u32> = std::fs::read_dir("/proc")
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
+        .filter(|pid: &u32| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).unwrap_or_default();
+            let args: Vec<&[u8]> = cmd.split(|b| *b == 0).collect();
+            args.contains(&&b"serve"[..]) && args.contains(&dir.as_bytes())
+        })
+        .collect();
+    assert_eq!(pids.len(), 1, "controllers using {dir}: {pids:?}");
+    pids[0]
+}
+
+/// A process's resident memory (VmRSS) in KiB.
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    let line = status.lines().find(|l| l.starts_with("VmRSS:")).unwrap();
+    line.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+/// `n` TCP connections from `from` (a loopback address) to the gateway that never say a word;
+/// non-blocking, so [`closed`] can look at them.
+fn silent(port: u16, from: [u8; 4], n: usize) -> Vec<std::net::TcpStream> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let mut out = Vec::new();
+        for _ in 0..n {
+            let socket = tokio::net::TcpSocket::new_v4().unwrap();
+            socket.bind((from, 0).into()).unwrap();
+            let c = socket.connect(([127, 0, 0, 1], port).into()).await.unwrap();
+            let c = c.into_std().unwrap();
+            c.set_nonblocking(true).unwrap();
+            out.push(c);
+        }
+        out
+    })
+}
+
+/// Whether the other side closed this connection (what it sent before is read and dropped).
+fn closed(c: &std::net::TcpStream) -> bool {
+    let mut buf = [0u8; 512];
+    let mut c = c;
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => return true,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => return false,
+            Err(_) => return true,
+        }
+    }
+}
+
+#[test]
+fn a_crowd_of_silent_connections_does_not_keep_students_out() {
+    let mut s = start("crowd");
+    let (_, student, token) = one_lab(&mut s, "cr");
+    let user = format!("{student}+h1");
+    let port = s.ssh_port.unwrap();
+    let opened = Instant::now();
+    // 600 from the students' own address (a classroom behind one NAT address, one of them
+    // hostile), and 600 from 60 other addresses: more than the gateway keeps waiting in all.
+    let mut crowd = silent(port, [127, 0, 0, 1], 600);
+    for i in 0..60 {
+        crowd.extend(silent(port, [127, 0, 1, i + 1], 10));
+    }
+    let opened_all = opened.elapsed();
+    let held = wait_for(
+        "the gateway to keep at most 512 connections waiting",
+        Duration::from_secs(20),
+        || {
+            let held = crowd.iter().filter(|c| !closed(c)).count();
+            (held <= 512).then_some(held)
+        },
+    );
+    println!(
+        "{} silent connections opened in {:?}; the gateway holds {held}",
+        crowd.len(),
+        opened.elapsed()
+    );
+    // A student from the crowded address, and one from an address of the other crowd.
+    let t = Instant::now();
+    let (code, out, err) = s.run(&user, &token, &["echo in-$((6*7))"]);
+    println!("a login and a command through the crowd: {:?}", t.elapsed());
+    assert_eq!((code, out.trim()), (0, "in-42"), "{err}");
+    let t = Instant::now();
+    let o = s
+        .ssh(
+            &user,
+            &token,
+            &["-o", "BindAddress=127.0.1.7"],
+            &["echo in-42"],
+        )
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    println!("the same from a crowded other address: {:?}", t.elapsed());
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(String::from_utf8_lossy(&o.stdout).trim(), "in-42");
+    let still = crowd.iter().filter(|c| !closed(c)).count();
+    println!(
+        "still held after the logins ({:?}): {still}",
+        opened.elapsed()
+    );
+    // The rest are closed at the login deadline (30 s), not before.
+    wait_for(
+        "the gateway to close every silent connection",
+        Duration::from_secs(60),
+        || crowd.iter().all(closed).then_some(()),
+    );
+    let all_closed = opened.elapsed();
+    println!("every silent connection closed {all_closed:?} after opening (deadline 30 s)");
+    assert!(
+        all_closed >= Duration::from_secs(25) && all_closed <= opened_all + Duration::from_secs(40),
+        "the last silent connection closed {all_closed:?} after opening ({opened_all:?} to open)"
+    );
+}
+
+#[test]
+fn channels_and_sessions_are_bounded_per_connection_and_per_lab() {
+    let mut s = start("bounds");
+    let (lab, student, token) = one_lab(&mut s, "bd");
+    let user = format!("{student}+h1");
+    // One connection shared by OpenSSH's multiplexing: 8 sessions, then the 9th is refused.
+    let control = s.dir.join("mux");
+    let control = control.to_str().unwrap();
+    let mut clients: Vec<Child> = Vec::new();
+    clients.push(
+        s.ssh(&user, &token, &["-M", "-S", control, "-N"], &[])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_for("the shared connection", Duration::from_secs(30), || {
+        std::path::Path::new(control).exists().then_some(())
+    });
+    let sleeper = |options: &[&str]| {
+        s.ssh(&user, &token, options, &["sleep 600"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap()
+    };
+    for _ in 0..8 {
+        clients.push(sleeper(&["-S", control]));
+    }
+    wait_for(
+        "8 commands on one connection",
+        Duration::from_secs(60),
+        || (running(&lab, "sleep 600") == 8).then_some(()),
+    );
+    let o = s
+        .ssh(&user, &token, &["-S", control], &["true"])
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    println!(
+        "a 9th session on one connection: {:?} {err}",
+        o.status.code()
+    );
+    // (OpenSSH then makes a connection of its own for it.)
+    assert!(err.contains("Session open refused by peer"), "{err}");
+
+    // Other connections: up to 16 sessions in the lab, then a clear refusal.
+    for _ in 0..8 {
+        clients.push(sleeper(&[]));
+    }
+    wait_for("16 commands in the lab", Duration::from_secs(60), || {
+        (running(&lab, "sleep 600") == 16).then_some(())
+    });
+    let (code, out, err) = s.run(&user, &token, &["echo in"]);
+    println!("a 17th session in the lab: {code} {err}");
+    assert_eq!((code, out.as_str()), (1, ""), "{err}");
+    assert!(err.contains("16 SSH sessions open already"), "{err}");
+    // One leaves: there is room again.
+    let mut last = clients.pop().unwrap();
+    last.kill().unwrap();
+    last.wait().unwrap();
+    wait_for("room for a session", Duration::from_secs(30), || {
+        let (code, out, _) = s.run(&user, &token, &["echo in"]);
+        (code == 0 && out == "in\n").then_some(())
+    });
+    // Clients that vanish hang up their commands (which would otherwise sleep on).
+    for mut c in clients {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    wait_for("the commands to end", Duration::from_secs(30), || {
+        (running(&lab, "sleep 600") == 0).then_some(())
+    });
+
+    // 32 connections to the lab (no sessions): the next login is told why it gets nothing.
+    let logins = s.log().matches("ssh: login peer").count();
+    let idle: Vec<KillOnDrop> = (0..32)
+        .map(|_| {
+            KillOnDrop(
+                s.ssh(&user, &token, &["-N"], &[])
+                    .stdin(Stdio::null())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .spawn()
+                    .unwrap(),
+            )
+        })
+        .collect();
+    wait_for("32 connections to log in", Duration::from_secs(60), || {
+        (s.log().matches("ssh: login peer").count() >= logins + 32).then_some(())
+    });
+    let (code, _, err) = s.run(&user, &token, &["true"]);
+    assert_eq!(code, 1, "{err}");
+    println!("a 33rd connection to the lab: {err}");
+    assert!(err.contains("32 SSH connections open already"), "{err}");
+    drop(idle);
+    wait_for("room for a connection", Duration::from_secs(30), || {
+        (s.run(&user, &token, &["true"]).0 == 0).then_some(())
+    });
+}
+
+/// Restarts the controller of `s` (same state directory and ports) with `extra` arguments;
+/// the returned child is stopped when dropped.
+fn restart_with(s: &mut Serve, extra: &[&str]) -> KillOnDrop {
+    s.kill9();
+    let port = s.url.rsplit(':').next().unwrap().to_owned();
+    let ssh = s.ssh_port.unwrap();
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(s.dir.join("serve.log"))
+        .unwrap();
+    let child = Command::new(bin())
+        .args(["serve", "--listen", &format!("127.0.0.1:{port}")])
+        .args(["--ssh-listen", &format!("127.0.0.1:{ssh}")])
+        .args([
+            "--state-dir",
+            s.dir.to_str().unwrap(),
+            "--check-interval",
+            "0s",
+        ])
+        .args(extra)
+        .stdout(log.try_clone().unwrap())
+        .stderr(log)
+        .spawn()
+        .unwrap();
+    let child = KillOnDrop(child);
+    let http = reqwest::blocking::Client::new();
+    wait_for("the controller to answer", Duration::from_secs(60), || {
+        http.get(format!("{}/healthz", s.url))
+            .send()
+            .ok()
+            .filter(|r| r.status().is_success())
+    });
+    wait_for("the SSH gateway to listen", Duration::from_secs(10), || {
+        std::net::TcpStream::connect(("127.0.0.1", ssh)).ok()
+    });
+    child
+}
+
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn commands_without_a_terminal_have_a_deadline() {
+    let mut s = start("deadline");
+    let _controller = restart_with(&mut s, &["--ssh-exec-timeout", "5s"]);
+    let (lab, student, token) = one_lab(&mut s, "dl");
+    let user = format!("{student}+h1");
+    let t = Instant::now();
+    let (code, _, err) = s.run(&user, &token, &["sleep 600"]);
+    println!(
+        "a command past its deadline ended after {:?}: {err}",
+        t.elapsed()
+    );
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("stopped after 5s"), "{err}");
+    assert!(t.elapsed() < Duration::from_secs(30));
+    wait_for("the command to be killed", Duration::from_secs(15), || {
+        (running(&lab, "sleep 600") == 0).then_some(())
+    });
+    // A terminal session has no deadline.
+    let (code, out, err) = s.interactive(&user, &token, "sleep 8; echo still-$((6*7)); exit\n");
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("still-42"), "{out}");
+}
+
+#[test]
+fn a_client_that_does_not_read_keeps_the_controller_small() {
+    let mut s = start("flood");
+    let (lab, student, token) = one_lab(&mut s, "fl");
+    let user = format!("{student}+h1");
+    let pid = controller_pid(&s);
+    let before = rss_kib(pid);
+    let piped = |c: &mut Command| {
+        c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    };
+    // Output floods, without a terminal and with one, to clients that never read them.
+    let mut quiet = s.ssh(&user, &token, &[], &["cat /dev/zero"]);
+    piped(&mut quiet);
+    let quiet = quiet.stdin(Stdio::null()).spawn().unwrap();
+    let mut tty = s.ssh(&user, &token, &["-tt"], &[]);
+    piped(&mut tty);
+    let mut tty = tty.stdin(Stdio::piped()).spawn().unwrap();
+    let mut tty_in = tty.stdin.take().unwrap();
+    tty_in.write_all(b"cat /dev/zero\n").unwrap();
+    // An input flood to a command that never reads it.
+    let zero = std::fs::File::open("/dev/zero").unwrap();
+    let deaf = s
+        .ssh(&user, &token, &[], &["sleep 600"])
+        .stdin(zero)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for("the floods to run", Duration::from_secs(60), || {
+        (running(&lab, "cat /dev/zero") == 2 && running(&lab, "sleep 600") == 1).then_some(())
+    });
+    let mut most = 0;
+    let watch = Instant::now();
+    while watch.elapsed() < Duration::from_secs(15) {
+        most = most.max(rss_kib(pid));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    println!(
+        "controller RSS: {} MiB before, at most {} MiB during 15 s of floods to clients that do not read",
+        before / 1024,
+        most / 1024
+    );
+    assert!(
+        most < before + 64 * 1024,
+        "the controller grew from {before} KiB to {most} KiB"
+    );
+    // Meanwhile the gateway serves others.
+    let (code, out, err) = s.run(&user, &token, &["echo ok"]);
+    assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
+    // The command that reads nothing ends its session after 30 s of that.
+    let o = wait_output(deaf, Duration::from_secs(60));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains("read none of its input"), "{err}");
+    drop(tty_in);
+    for mut c in [quiet, tty] {
+        c.kill().unwrap();
+        c.wait().unwrap();
+    }
+    wait_for("the floods to end", Duration::from_secs(30), || {
+        (running(&lab, "cat /dev/zero") + running(&lab, "sleep 600") == 0).then_some(())
+    });
+}

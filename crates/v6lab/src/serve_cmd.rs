@@ -63,6 +63,13 @@ pub struct ServeArgs {
     /// `off` disables it. [default: 127.0.0.1:2222, skipped with a warning when in use]
     #[arg(long, env = "V6LAB_SSH_LISTEN", value_name = "ADDR|off", value_parser = parse_ssh_listen)]
     pub ssh_listen: Option<SshListen>,
+    /// How long an SSH client has to log in after connecting.
+    #[arg(long, default_value = "30s")]
+    pub ssh_login_deadline: String,
+    /// How long a command run over SSH without a terminal (`ssh USER+NODE@host -- cmd`) may
+    /// run before it is killed (`0s`: no deadline). Terminal sessions have none.
+    #[arg(long, default_value = "1h")]
+    pub ssh_exec_timeout: String,
     /// Replace the administrator token (the new one is printed once).
     #[arg(long)]
     pub rotate_admin_token: bool,
@@ -216,12 +223,21 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
     if ssh_listen.is_none() {
         let _ = v6lab_controller::web::SSH_GATEWAY_PORT.set(None);
     }
+    let ssh_limits = v6lab_controller::ssh::limits::Limits {
+        login_deadline: Duration::from_secs(
+            secs("ssh-login-deadline", &a.ssh_login_deadline)?.max(1),
+        ),
+        exec_deadline: Some(secs("ssh-exec-timeout", &a.ssh_exec_timeout)?)
+            .filter(|s| *s > 0)
+            .map(Duration::from_secs),
+    };
     if let Some((addr, explicit)) = ssh_listen {
         match v6lab_controller::ssh::start(
             api.ctl.clone(),
             api.admin_token.clone(),
             api.limit.clone(),
             addr,
+            ssh_limits,
         )
         .await
         {

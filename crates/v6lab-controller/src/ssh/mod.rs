@@ -8,8 +8,13 @@
 //!   (shared with the HTTP API's [`RateLimit`]) and every refusal takes the same time.
 //! - Sessions: [`session`] (PTY shells, exec requests, menus, the end of a lab ends its
 //!   sessions). No port forwarding, no agent or X11 forwarding, no subsystems.
+//! - Bounds: [`limits`] (connections waiting for a login per source and in all, the login
+//!   deadline, channels per connection, connections and sessions per lab, the deadline of a
+//!   command without a terminal).
 //! - The host key: `ssh_host_ed25519_key` in the state directory (mode 0600), made at first start.
 
+mod cut;
+pub mod limits;
 mod menu;
 mod session;
 pub mod user;
@@ -17,6 +22,8 @@ pub mod user;
 use crate::access::Principal;
 use crate::auth::RateLimit;
 use crate::controller::Controller;
+use cut::{Cut, CutStream};
+use limits::{Limits, PerLab, Source, Use, Waiting};
 use russh::keys::ssh_key::{HashAlg, LineEnding, PrivateKey, private::Ed25519Keypair};
 use russh::server::{self, Auth, Msg, Session};
 use russh::{Channel, ChannelId, MethodKind, MethodSet, SshId};
@@ -25,22 +32,18 @@ use std::collections::HashSet;
 use std::net::{IpAddr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::sync::oneshot;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{oneshot, watch};
 
 /// The host key's file name in the state directory.
 pub const HOST_KEY_FILE: &str = "ssh_host_ed25519_key";
 
-/// A client must authenticate within this time.
-const LOGIN_GRACE: Duration = Duration::from_secs(60);
 /// Every refused login takes this long (also the delay on failure).
 const REJECTION_TIME: Duration = Duration::from_secs(1);
-/// Connections at once (authenticated or not).
-const MAX_CONNECTIONS: usize = 512;
-/// Session channels at once per connection.
-const MAX_CHANNELS: usize = 8;
+/// Messages queued per channel inside russh before it stops reading the client's socket.
+const CHANNEL_BUFFER: usize = 16;
 
 #[derive(Debug, thiserror::Error)]
 pub enum SshError {
@@ -108,7 +111,44 @@ pub(crate) struct Shared {
     pub ctl: Arc<Controller>,
     pub admin_token: Arc<RwLock<String>>,
     pub limit: Arc<RateLimit>,
-    connections: AtomicUsize,
+    pub limits: Limits,
+    /// Connections waiting for a login, each with what closes it.
+    waiting: Mutex<Waiting<Cut>>,
+    per_lab: Mutex<PerLab>,
+}
+
+impl Shared {
+    fn waiting(&self) -> MutexGuard<'_, Waiting<Cut>> {
+        self.waiting.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn per_lab(&self) -> MutexGuard<'_, PerLab> {
+        self.per_lab.lock().unwrap_or_else(|p| p.into_inner())
+    }
+}
+
+/// One connection or session of a student lab, counted while it lives.
+pub(crate) struct LabSlot {
+    sh: Arc<Shared>,
+    lab: String,
+    what: Use,
+}
+
+impl LabSlot {
+    /// `None` when the lab is at its bound for `what`.
+    pub(crate) fn take(sh: &Arc<Shared>, lab: &str, what: Use) -> Option<LabSlot> {
+        sh.per_lab().take(lab, what).then(|| LabSlot {
+            sh: sh.clone(),
+            lab: lab.to_owned(),
+            what,
+        })
+    }
+}
+
+impl Drop for LabSlot {
+    fn drop(&mut self) {
+        self.sh.per_lab().give(&self.lab, self.what);
+    }
 }
 
 /// The running gateway.
@@ -127,6 +167,7 @@ pub async fn start(
     admin_token: Arc<RwLock<String>>,
     limit: Arc<RateLimit>,
     listen: SocketAddr,
+    limits: Limits,
 ) -> Result<Gateway, SshError> {
     let key = host_key(&ctl.cfg.state_dir)?;
     let fingerprint = key.public_key().fingerprint(HashAlg::Sha256).to_string();
@@ -143,6 +184,9 @@ pub async fn start(
         keepalive_interval: Some(Duration::from_secs(30)),
         keepalive_max: 4,
         nodelay: true,
+        // Bounded queues: a client that sends faster than a node reads is slowed down (russh
+        // stops reading its socket), never buffered without end.
+        channel_buffer_size: CHANNEL_BUFFER,
         ..Default::default()
     });
     let listener = TcpListener::bind(listen)
@@ -156,7 +200,12 @@ pub async fn start(
         ctl,
         admin_token,
         limit,
-        connections: AtomicUsize::new(0),
+        limits,
+        waiting: Mutex::new(Waiting::new(
+            limits::WAITING_PER_SOURCE,
+            limits::MAX_WAITING,
+        )),
+        per_lab: Mutex::new(PerLab::default()),
     });
     let task = tokio::spawn(accept_loop(listener, config, shared));
     Ok(Gateway {
@@ -166,15 +215,8 @@ pub async fn start(
     })
 }
 
-/// Counts a connection while it lives.
-struct ConnectionSlot(Arc<Shared>);
-
-impl Drop for ConnectionSlot {
-    fn drop(&mut self) {
-        self.0.connections.fetch_sub(1, Ordering::Relaxed);
-    }
-}
-
+/// Accepts every connection: each waits for its login in [`Waiting`], which closes the
+/// oldest of a source (or of the heaviest source) to make room, never refuses a newcomer.
 async fn accept_loop(listener: TcpListener, config: Arc<server::Config>, sh: Arc<Shared>) {
     loop {
         let (socket, peer) = match listener.accept().await {
@@ -186,62 +228,80 @@ async fn accept_loop(listener: TcpListener, config: Arc<server::Config>, sh: Arc
                 continue;
             }
         };
-        if sh.connections.fetch_add(1, Ordering::Relaxed) >= MAX_CONNECTIONS {
-            sh.connections.fetch_sub(1, Ordering::Relaxed);
-            tracing::warn!(%peer, "ssh: too many connections; refusing one");
-            continue;
+        let cut = Cut::default();
+        let (id, closed) = sh.waiting().admit(Source::of(peer.ip()), cut.clone());
+        if !closed.is_empty() {
+            tracing::debug!(%peer, closed = closed.len(), "ssh: too many connections waiting to log in; closing the oldest");
         }
-        let slot = ConnectionSlot(sh.clone());
-        let config = config.clone();
-        let sh = sh.clone();
-        tokio::spawn(async move {
-            let _slot = slot;
-            let (authed_tx, authed_rx) = oneshot::channel();
-            let conn = Conn {
-                sh,
-                peer,
-                access: None,
-                authed: Some(authed_tx),
-                channels: Arc::new(AtomicUsize::new(0)),
-                started: HashSet::new(),
-            };
-            let running =
-                match tokio::time::timeout(LOGIN_GRACE, server::run_stream(config, socket, conn))
-                    .await
-                {
-                    Ok(Ok(s)) => s,
-                    Ok(Err(e)) => {
-                        tracing::debug!(%peer, error = %e, "ssh: connection setup failed");
-                        return;
-                    }
-                    Err(_) => return,
-                };
-            let handle = running.handle();
-            tokio::pin!(running);
-            // Unauthenticated connections get LOGIN_GRACE, then they are closed.
-            let grace = async {
-                if let Ok(Ok(())) = tokio::time::timeout(LOGIN_GRACE, authed_rx).await {
-                    std::future::pending::<()>().await;
-                }
-            };
-            tokio::select! {
-                r = &mut running => {
-                    if let Err(e) = r {
-                        tracing::debug!(%peer, error = %e, "ssh: connection ended");
-                    }
-                }
-                () = grace => {
-                    let _ = handle
-                        .disconnect(
-                            russh::Disconnect::ByApplication,
-                            "login timed out".into(),
-                            String::new(),
-                        )
-                        .await;
-                    let _ = tokio::time::timeout(Duration::from_secs(5), running).await;
+        for c in closed {
+            c.cut();
+        }
+        tokio::spawn(connection(
+            sh.clone(),
+            config.clone(),
+            socket,
+            peer,
+            id,
+            cut,
+        ));
+    }
+}
+
+/// Leaves [`Waiting`] when the connection ends (it left already if it logged in).
+struct WaitingSlot<'a>(&'a Shared, u64);
+
+impl Drop for WaitingSlot<'_> {
+    fn drop(&mut self) {
+        self.0.waiting().leave(self.1);
+    }
+}
+
+/// Serves one connection; cuts it if it has not logged in by the login deadline.
+async fn connection(
+    sh: Arc<Shared>,
+    config: Arc<server::Config>,
+    socket: TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    cut: Cut,
+) {
+    let _waiting = WaitingSlot(&sh, id);
+    let deadline = sh.limits.login_deadline;
+    let (authed_tx, authed_rx) = oneshot::channel();
+    let conn = Conn {
+        sh: sh.clone(),
+        peer,
+        waiting: id,
+        access: None,
+        authed: Some(authed_tx),
+        channels: Arc::new(AtomicUsize::new(0)),
+        started: HashSet::new(),
+        lab_slot: None,
+        alive: watch::channel(()).0,
+    };
+    let session = async {
+        match server::run_stream(config, CutStream::new(socket, cut.clone()), conn).await {
+            Ok(running) => {
+                if let Err(e) = running.await {
+                    tracing::debug!(%peer, error = %e, "ssh: connection ended");
                 }
             }
-        });
+            Err(e) => tracing::debug!(%peer, error = %e, "ssh: connection setup failed"),
+        }
+    };
+    let login = async {
+        if let Ok(Ok(())) = tokio::time::timeout(deadline, authed_rx).await {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        () = session => {}
+        () = login => {
+            // As sshd does: no message, the connection is closed. The session (russh runs it
+            // in a task of its own) fails at its next read or write and ends.
+            tracing::debug!(%peer, "ssh: no login within {}s; closing", deadline.as_secs());
+            cut.cut();
+        }
     }
 }
 
@@ -289,14 +349,43 @@ impl Shared {
 struct Conn {
     sh: Arc<Shared>,
     peer: SocketAddr,
+    /// Its place in [`Waiting`] until it logs in.
+    waiting: u64,
     access: Option<Access>,
     authed: Option<oneshot::Sender<()>>,
     channels: Arc<AtomicUsize>,
     /// Channels that started a shell or a command (one each).
     started: HashSet<ChannelId>,
+    /// A student lab's connection, counted.
+    lab_slot: Option<LabSlot>,
+    /// Dropped with the connection: its sessions learn that the client is gone.
+    alive: watch::Sender<()>,
 }
 
 impl Conn {
+    /// A correct token: the connection stops waiting, unless its lab has too many connections
+    /// already (then its sessions say so, and it is closed at the login deadline).
+    fn logged_in(&mut self, access: Access) {
+        if let Access::Lab {
+            lab, admin: false, ..
+        } = &access
+        {
+            match LabSlot::take(&self.sh, lab, Use::Connection) {
+                Some(slot) => self.lab_slot = Some(slot),
+                None => {
+                    tracing::debug!(peer = %self.peer.ip(), lab, "ssh: too many connections to one lab");
+                    self.access = Some(Access::Refused(Use::Connection.refusal(lab)));
+                    return;
+                }
+            }
+        }
+        self.sh.waiting().leave(self.waiting);
+        self.access = Some(access);
+        if let Some(tx) = self.authed.take() {
+            let _ = tx.send(());
+        }
+    }
+
     fn start(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), russh::Error> {
         if self.started.insert(channel) {
             session.channel_success(channel)
@@ -321,10 +410,7 @@ impl server::Handler for Conn {
         match crate::access::authenticate(&self.sh.limit, ip, || self.sh.login(user, password)) {
             Ok(access) => {
                 tracing::info!(peer = %ip, user = user::loggable(user), "ssh: login");
-                self.access = Some(access);
-                if let Some(tx) = self.authed.take() {
-                    let _ = tx.send(());
-                }
+                self.logged_in(access);
                 Ok(Auth::Accept)
             }
             Err(refusal) => {
@@ -362,8 +448,9 @@ impl server::Handler for Conn {
                 .await;
             return Ok(());
         };
-        if self.channels.fetch_add(1, Ordering::Relaxed) >= MAX_CHANNELS {
+        if self.channels.fetch_add(1, Ordering::Relaxed) >= limits::CHANNELS_PER_CONNECTION {
             self.channels.fetch_sub(1, Ordering::Relaxed);
+            tracing::debug!(peer = %self.peer.ip(), "ssh: too many channels on one connection");
             reply
                 .reject(russh::ChannelOpenFailure::ResourceShortage)
                 .await;
@@ -373,8 +460,9 @@ impl server::Handler for Conn {
         let sh = self.sh.clone();
         let count = self.channels.clone();
         let peer = self.peer;
+        let client = self.alive.subscribe();
         tokio::spawn(async move {
-            session::run(sh, access, channel, peer).await;
+            session::run(sh, access, channel, peer, client).await;
             count.fetch_sub(1, Ordering::Relaxed);
         });
         Ok(())

@@ -2,8 +2,9 @@
 //! nodes (and, for the administrator, of labs) first. A session ends when its lab is deleted or
 //! expires.
 
-use super::Shared;
+use super::limits::Use;
 use super::menu::{self, Edit, Item, LineEditor};
+use super::{LabSlot, Shared};
 use crate::controller::now;
 use crate::store::{EventRow, LabRow, LabState};
 use bollard::container::LogOutput;
@@ -15,10 +16,9 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{broadcast, mpsc, oneshot, watch};
 
 /// What a login may reach.
 #[derive(Debug, Clone)]
@@ -31,6 +31,8 @@ pub(crate) enum Access {
     },
     /// The administrator's menu of every lab.
     AllLabs,
+    /// A correct login that may not have a session: what to tell the user.
+    Refused(String),
 }
 
 /// What the client asked the channel to run.
@@ -60,12 +62,19 @@ enum End {
     Fail(String),
 }
 
-/// Input a client may queue before the gateway reads it (a flood ends the session).
-const MAX_QUEUED: usize = 16 << 20;
+/// Messages of input queued between the client's channel and the node: when the node does not
+/// read, the queue fills and russh stops reading the client (back-pressure, no buffering).
+const INPUT_QUEUE: usize = 16;
+/// russh has no flow control per channel: while one channel's input waits, the whole
+/// connection waits (it cannot even see the client leave). A command that reads none of its
+/// input for this long while more comes ends its session.
+const INPUT_STALL: Duration = Duration::from_secs(30);
 /// How often a session checks that its lab still exists, besides watching events.
 const WATCH_INTERVAL: Duration = Duration::from_secs(5);
 /// How long the engine may take to report an exit code after the output ended.
 const EXIT_CODE_DEADLINE: Duration = Duration::from_secs(10);
+/// How long signalling a session's processes (a hangup, a deadline) may take.
+const SIGNAL_DEADLINE: Duration = Duration::from_secs(10);
 
 type Sink = Pin<Box<dyn AsyncWrite + Send>>;
 
@@ -76,10 +85,11 @@ enum In {
     Resize(u16, u16),
 }
 
-/// The client's input, queued by a pump task so the SSH connection never waits on a node.
+/// The client's input, read by a pump task into a short queue.
 struct Input {
-    rx: mpsc::UnboundedReceiver<In>,
-    queued: Arc<AtomicUsize>,
+    rx: mpsc::Receiver<In>,
+    /// True once the pump gave up: the node read nothing for [`INPUT_STALL`].
+    stall: watch::Receiver<bool>,
     /// Bytes a menu read past the end of its line: they belong to what comes next.
     pending: Vec<u8>,
     /// The terminal's size (columns, rows).
@@ -90,19 +100,12 @@ struct Input {
 
 impl Input {
     fn start(mut rd: ChannelReadHalf, size: (u16, u16)) -> (Input, tokio::task::JoinHandle<()>) {
-        let (tx, rx) = mpsc::unbounded_channel();
-        let queued = Arc::new(AtomicUsize::new(0));
-        let q = queued.clone();
+        let (tx, rx) = mpsc::channel(INPUT_QUEUE);
+        let (stall_tx, stall) = watch::channel(false);
         let pump = tokio::spawn(async move {
             while let Some(m) = rd.wait().await {
                 let m = match m {
-                    ChannelMsg::Data { data } => {
-                        if q.fetch_add(data.len(), Ordering::Relaxed) + data.len() > MAX_QUEUED {
-                            tracing::warn!("ssh: a client sent more input than a node reads");
-                            break;
-                        }
-                        In::Data(data.to_vec())
-                    }
+                    ChannelMsg::Data { data } => In::Data(data.to_vec()),
                     ChannelMsg::Eof => In::Eof,
                     ChannelMsg::WindowChange {
                         col_width,
@@ -112,14 +115,20 @@ impl Input {
                     ChannelMsg::Close => break,
                     _ => continue,
                 };
-                if tx.send(m).is_err() {
-                    break;
+                match tokio::time::timeout(INPUT_STALL, tx.send(m)).await {
+                    Ok(Ok(())) => {}
+                    Ok(Err(_)) => break,
+                    Err(_) => {
+                        tracing::info!("ssh: a command did not read its input; ending its session");
+                        let _ = stall_tx.send(true);
+                        break;
+                    }
                 }
             }
         });
         let input = Input {
             rx,
-            queued,
+            stall,
             pending: Vec::new(),
             size,
             eof: false,
@@ -135,9 +144,7 @@ impl Input {
         }
         let m = self.rx.recv().await?;
         match &m {
-            In::Data(d) => {
-                self.queued.fetch_sub(d.len(), Ordering::Relaxed);
-            }
+            In::Data(_) => {}
             In::Eof => self.eof = true,
             In::Resize(c, r) => self.size = (*c, *r),
         }
@@ -146,10 +153,10 @@ impl Input {
 
     /// An input that has ended (after a failure of its forwarder).
     fn ended() -> Input {
-        let (_, rx) = mpsc::unbounded_channel();
+        let (_, rx) = mpsc::channel(1);
         Input {
             rx,
-            queued: Arc::new(AtomicUsize::new(0)),
+            stall: watch::channel(false).1,
             pending: Vec::new(),
             size: (80, 24),
             eof: true,
@@ -188,7 +195,7 @@ impl Forward {
         mut input: Input,
         mut sink: Sink,
         eof_closes: bool,
-        resize: Option<futures::channel::mpsc::UnboundedSender<(u16, u16)>>,
+        resize: Option<watch::Sender<(u16, u16)>>,
     ) -> Forward {
         let (stop, mut stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
@@ -210,9 +217,12 @@ impl Forward {
                     // The client closed the channel: the task ends by itself.
                     None => break,
                     Some(In::Data(d)) if open => {
+                        let stall = &mut input.stall;
                         tokio::select! {
                             biased;
                             _ = &mut stopped => break,
+                            // The pump gave up on a command that does not read.
+                            Ok(_) = stall.wait_for(|s| *s) => break,
                             r = async {
                                 sink.write_all(&d).await?;
                                 sink.flush().await
@@ -226,8 +236,9 @@ impl Forward {
                         }
                     }
                     Some(In::Resize(c, r)) => {
+                        // Only the latest size is kept: a flood of resizes queues nothing.
                         if let Some(tx) = &resize {
-                            let _ = tx.unbounded_send((c, r));
+                            let _ = tx.send((c, r));
                         }
                     }
                 }
@@ -238,10 +249,13 @@ impl Forward {
     }
 
     /// Runs `work` while forwarding; stops when it finishes, the lab ends or the client leaves.
+    /// `client` ends with the client's connection (its input may not say so: the forwarder
+    /// may be stuck writing to a command that does not read).
     async fn around<T>(
         self,
         work: impl Future<Output = T>,
         watch: &mut LabWatch<'_>,
+        mut client: watch::Receiver<()>,
     ) -> (Stop<T>, Input) {
         let Forward { stop, mut task } = self;
         tokio::pin!(work);
@@ -249,6 +263,7 @@ impl Forward {
             t = &mut work => Stop::Done(t),
             () = watch.gone() => Stop::Gone,
             r = &mut task => return (Stop::Closed, r.unwrap_or_else(|_| Input::ended())),
+            () = async { while client.changed().await.is_ok() {} } => Stop::Closed,
         };
         let _ = stop.send(());
         let input = task.await.unwrap_or_else(|_| Input::ended());
@@ -397,10 +412,18 @@ struct Io {
     /// `None` only while a [`Forward`] holds it.
     input: Option<Input>,
     peer: SocketAddr,
+    /// Ends when the client's connection does.
+    client: watch::Receiver<()>,
 }
 
-/// Serves one session channel until it ends.
-pub(super) async fn run(sh: Arc<Shared>, access: Access, channel: Channel<Msg>, peer: SocketAddr) {
+/// Serves one session channel until it ends; `client` ends when the connection does.
+pub(super) async fn run(
+    sh: Arc<Shared>,
+    access: Access,
+    channel: Channel<Msg>,
+    peer: SocketAddr,
+    client: watch::Receiver<()>,
+) {
     let (mut rd, wr) = channel.split();
     let mut pty: Option<(u16, u16)> = None;
     let request = loop {
@@ -437,8 +460,25 @@ pub(super) async fn run(sh: Arc<Shared>, access: Access, channel: Channel<Msg>, 
         tty: pty.is_some(),
         input: Some(input),
         peer,
+        client,
+    };
+    // A student lab's sessions are counted (the administrator's are not).
+    let slot = match &access {
+        Access::Lab {
+            lab, admin: false, ..
+        } => match LabSlot::take(&sh, lab, Use::Session) {
+            Some(s) => Some(s),
+            None => {
+                tracing::debug!(peer = %peer.ip(), lab, "ssh: too many sessions in one lab");
+                io.finish(End::Fail(Use::Session.refusal(lab))).await;
+                pump.abort();
+                return;
+            }
+        },
+        _ => None,
     };
     let end = match (&access, &request) {
+        (Access::Refused(message), _) => End::Fail(message.clone()),
         (Access::Lab { lab, node, admin }, _) => {
             io.lab(&sh, lab, node.as_deref(), *admin, &request).await
         }
@@ -448,6 +488,7 @@ pub(super) async fn run(sh: Arc<Shared>, access: Access, channel: Channel<Msg>, 
         ),
     };
     io.finish(end).await;
+    drop(slot);
     pump.abort();
 }
 
@@ -459,6 +500,17 @@ impl Io {
             let _ = self.stdout.write_all(t.as_bytes()).await;
         } else {
             let _ = self.stderr.write_all(format!("{text}\n").as_bytes()).await;
+        }
+    }
+
+    /// How a session whose input ended ends: the client left, or its command read nothing.
+    fn input_end(&self) -> End {
+        match &self.input {
+            Some(i) if *i.stall.borrow() => End::Fail(format!(
+                "the command read none of its input for {}s while more came; session closed",
+                INPUT_STALL.as_secs()
+            )),
+            _ => End::Closed,
         }
     }
 
@@ -711,37 +763,26 @@ impl Io {
         // The terminal has its size before the first command runs (the engine applies a resize
         // only after the exec started: Docker 20.10 has no initial console size), and the
         // session's processes carry a mark, so a hangup finds them when the client vanishes.
-        let mark = crate::auth::new_token("")[..16].to_owned();
-        let (cols, rows) = input.size;
-        let mut wrapped: Vec<String> = [
-            "/bin/sh",
-            "-c",
-            "stty cols \"$1\" rows \"$2\" 2>/dev/null; V6LAB_SSH_SESSION=$3; \
-             export V6LAB_SSH_SESSION; shift 3; exec \"$@\"",
-            "v6lab",
-        ]
-        .map(String::from)
-        .to_vec();
-        wrapped.extend([cols.to_string(), rows.to_string(), mark.clone()]);
-        wrapped.extend_from_slice(argv);
-        let argv = wrapped;
+        let mark = new_mark();
+        let argv = marked(&mark, Some(input.size), argv);
         let (stdin_w, stdin_r) = tokio::io::duplex(64 * 1024);
-        let (resize_tx, resize_rx) = futures::channel::mpsc::unbounded();
-        let _ = resize_tx.unbounded_send(input.size);
+        let (resize_tx, resize_rx) = watch::channel(input.size);
+        let resize_rx = tokio_stream::wrappers::WatchStream::new(resize_rx);
         let fwd = Forward::start(input, Box::pin(stdin_w), false, Some(resize_tx));
+        let connection = self.client.clone();
         let work =
             sh.ctl
                 .docker
                 .exec_interactive(lab, node, &argv, stdin_r, &mut self.stdout, resize_rx);
-        let (why, input) = fwd.around(work, watch).await;
+        let (why, input) = fwd.around(work, watch, connection).await;
         self.input = Some(input);
         match why {
             Stop::Done(Ok(code)) => End::Exit(code),
             Stop::Done(Err(e)) => End::Fail(runtime_problem(lab, node, &e)),
             Stop::Gone => End::Gone(lab.to_owned()),
             Stop::Closed => {
-                hangup(sh, lab, node, &mark).await;
-                End::Closed
+                signal(sh, lab, node, &mark, Whom::Leader, "HUP").await;
+                self.input_end()
             }
         }
     }
@@ -757,11 +798,12 @@ impl Io {
     ) -> End {
         let client = sh.ctl.docker.client();
         let container = v6lab_runtime::names::container(lab, node);
+        let mark = new_mark();
         let created = match client
             .create_exec(
                 &container,
                 CreateExecOptions {
-                    cmd: Some(argv.to_vec()),
+                    cmd: Some(marked(&mark, None, argv)),
                     attach_stdin: Some(true),
                     attach_stdout: Some(true),
                     attach_stderr: Some(true),
@@ -793,8 +835,12 @@ impl Io {
         };
         let input = self.input.take().expect("the input is back");
         let fwd = Forward::start(input, stdin, true, None);
+        let connection = self.client.clone();
         let (stdout, stderr) = (&mut self.stdout, &mut self.stderr);
         let exec_id = created.id.clone();
+        let deadline = sh.limits.exec_deadline;
+        // The output goes to the client as fast as it reads (each write waits for the client's
+        // SSH window), and the node's output is read no faster: nothing piles up in between.
         let work = async move {
             while let Some(chunk) = output.next().await {
                 let written = match chunk {
@@ -812,30 +858,103 @@ impl Io {
             }
             exit_code(client, &exec_id).await
         };
-        let (why, input) = fwd.around(work, watch).await;
+        let work = async move {
+            match deadline {
+                Some(d) => tokio::time::timeout(d, work).await.ok(),
+                None => Some(work.await),
+            }
+        };
+        let (why, input) = fwd.around(work, watch, connection).await;
         self.input = Some(input);
         match why {
-            Stop::Done(Ok(code)) => End::Exit(code),
-            Stop::Done(Err(m)) => End::Fail(m),
+            Stop::Done(Some(Ok(code))) => End::Exit(code),
+            Stop::Done(Some(Err(m))) => End::Fail(m),
+            Stop::Done(None) => {
+                signal(sh, lab, node, &mark, Whom::All, "KILL").await;
+                let d = deadline.unwrap_or_default().as_secs();
+                tracing::info!(peer = %self.peer.ip(), lab, node, "ssh: a command reached its deadline");
+                End::Fail(format!(
+                    "the command was stopped after {}: commands without a terminal may run \
+                     that long; for longer, use a terminal (ssh -t)",
+                    duration_text(d)
+                ))
+            }
             Stop::Gone => End::Gone(lab.to_owned()),
-            Stop::Closed => End::Closed,
+            Stop::Closed => {
+                // sshd closes the pipes; a command that never writes would run on: hang it up.
+                signal(sh, lab, node, &mark, Whom::All, "HUP").await;
+                self.input_end()
+            }
         }
     }
 }
 
-/// The client of a terminal session vanished: the engine keeps a TTY exec running when its
-/// connection closes, so its shell gets SIGHUP as from sshd (it passes it on to its jobs, and
-/// daemons it started are left alone). The shell is the marked process the engine started
-/// (parent 0 in the node's PID namespace).
-async fn hangup(sh: &Shared, lab: &str, node: &str, mark: &str) {
+/// A new session's mark (a random string its processes carry in their environment).
+fn new_mark() -> String {
+    crate::auth::new_token("")[..16].to_owned()
+}
+
+/// `argv` run with `V6LAB_SSH_SESSION=mark` in its environment, so [`signal`] finds its
+/// processes, and with a terminal's size set first (the engine applies a resize only after the
+/// exec started: Docker 20.10 has no initial console size).
+fn marked(mark: &str, size: Option<(u16, u16)>, argv: &[String]) -> Vec<String> {
+    let (cols, rows) = size.map_or((String::new(), String::new()), |(c, r)| {
+        (c.to_string(), r.to_string())
+    });
+    let mut wrapped: Vec<String> = [
+        "/bin/sh",
+        "-c",
+        "[ -n \"$1\" ] && stty cols \"$1\" rows \"$2\" 2>/dev/null; V6LAB_SSH_SESSION=$3; \
+         export V6LAB_SSH_SESSION; shift 3; exec \"$@\"",
+        "v6lab",
+    ]
+    .map(String::from)
+    .to_vec();
+    wrapped.extend([cols, rows, mark.to_owned()]);
+    wrapped.extend_from_slice(argv);
+    wrapped
+}
+
+/// `3600` as `1h`, `90` as `90s`.
+fn duration_text(secs: u64) -> String {
+    match secs {
+        s if s >= 3600 && s % 3600 == 0 => format!("{}h", s / 3600),
+        s if s >= 60 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
+/// Which of a session's processes [`signal`] reaches.
+#[derive(Clone, Copy)]
+enum Whom {
+    /// The process the engine started (parent 0 in the node's PID namespace): a terminal's
+    /// shell, which passes a hangup on to its jobs, as with sshd; daemons it started stay.
+    Leader,
+    /// Every process carrying the session's mark.
+    All,
+}
+
+/// Sends `sig` to a session's processes in a node (found by their mark): a hangup when the
+/// client vanished (the engine keeps an exec running when its connection closes), a kill at a
+/// deadline. Bounded in time: a node that does not answer is left alone.
+async fn signal(sh: &Shared, lab: &str, node: &str, mark: &str, whom: Whom, sig: &str) {
     const SCRIPT: &str = "for d in /proc/[0-9]*; do \
         tr '\\0' '\\n' < \"$d/environ\" 2>/dev/null | grep -qx \"V6LAB_SSH_SESSION=$1\" \
-        && grep -q '^PPid:[[:space:]]*0$' \"$d/status\" && kill -HUP \"${d#/proc/}\"; done; true";
-    let argv: Vec<String> = ["/bin/sh", "-c", SCRIPT, "v6lab", mark]
+        && { [ \"$2\" = all ] || grep -q '^PPid:[[:space:]]*0$' \"$d/status\"; } \
+        && kill -\"$3\" \"${d#/proc/}\"; done; true";
+    let whom = match whom {
+        Whom::Leader => "leader",
+        Whom::All => "all",
+    };
+    let argv: Vec<String> = ["/bin/sh", "-c", SCRIPT, "v6lab", mark, whom, sig]
         .map(String::from)
         .to_vec();
-    if let Err(e) = sh.ctl.docker.exec(lab, node, &argv).await {
-        tracing::debug!(lab, node, error = %e, "ssh: hanging up a session's shell");
+    match tokio::time::timeout(SIGNAL_DEADLINE, sh.ctl.docker.exec(lab, node, &argv)).await {
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            tracing::debug!(lab, node, error = %e, "ssh: signalling a session's processes");
+        }
+        Err(_) => tracing::info!(lab, node, "ssh: signalling a session's processes timed out"),
     }
 }
 
