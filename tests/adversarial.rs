@@ -546,7 +546,7 @@ fn d_wrong_tokens_never_lock_out_a_correct_one() {
 }
 
 /// e. 600 SSH connections held open without logging in, from one address of the classroom: a
-/// student (from another address) still logs in.
+/// student still logs in, from another address and from that same one (a NAT).
 #[test]
 fn e_idle_ssh_connections_do_not_lock_out_a_student() {
     let mut s = Serve::with("adv-e", "0s", true);
@@ -591,6 +591,10 @@ fn e_idle_ssh_connections_do_not_lock_out_a_student() {
         secs(took_nat)
     );
     assert_eq!(code, 0, "the student could not log in: {err}");
+    assert_eq!(
+        code_nat, 0,
+        "a student behind the flooding address (one NAT) could not log in"
+    );
     drop(held);
 }
 
