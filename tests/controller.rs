@@ -473,3 +473,200 @@ fn wrong_tokens_never_lock_out_the_right_one_and_the_state_is_private() {
         }
     }
 }
+
+#[test]
+fn check_now_runs_once_at_a_time_with_a_cooldown() {
+    let mut s = Serve::start("cooldown");
+    let class = class_name("cool");
+    s.class_create("ipv6-basics", &class, 1, "15m");
+    let v = s.wait_ready(&class, 1);
+    let lab = v["labs"][0]["name"].as_str().unwrap().to_owned();
+    let token = v["labs"][0]["token"].as_str().unwrap().to_owned();
+    let path = format!("/api/labs/{lab}/checks");
+    let (code, body) = s.request("POST", &path, Some(&token));
+    assert_eq!(code, 200, "{body}");
+    // At once again: refused, saying when to retry.
+    let http = reqwest::blocking::Client::new();
+    let again = http
+        .post(format!("{}{path}", s.url))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{}")
+        .send()
+        .unwrap();
+    assert_eq!(again.status().as_u16(), 429);
+    let retry: u64 = again.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=5).contains(&retry), "Retry-After: {retry}");
+    let err: Value = again.json().unwrap();
+    assert!(
+        err["error"].as_str().unwrap().contains("try again in"),
+        "{err}"
+    );
+    assert_eq!(err["retry_after"], retry);
+    // After the cooldown the lab can be checked again.
+    std::thread::sleep(Duration::from_secs(retry));
+    assert_eq!(s.request("POST", &path, Some(&token)).0, 200);
+    // The bound on commands in nodes and the refusals are in the metrics.
+    let (_, metrics) = s.request("GET", "/metrics", None);
+    assert!(metrics.contains("v6lab_execs_limit 32"), "{metrics}");
+    assert!(
+        metrics.contains("v6lab_checks_refused_total 1"),
+        "{metrics}"
+    );
+}
+
+/// The `checked` time and detail of each exercise of a lab (the administrator's view).
+fn lab_progress(s: &Serve, lab: &str) -> Vec<(i64, String)> {
+    let (code, body) = s.request(
+        "GET",
+        &format!("/api/labs/{lab}/checks"),
+        Some(&s.admin_token()),
+    );
+    assert_eq!(code, 200, "{body}");
+    let v: Value = serde_json::from_str(&body).unwrap();
+    v["exercises"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["checked"].as_i64().unwrap_or(0),
+                e["detail"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_hostile_lab_never_delays_the_checks_of_the_others() {
+    let mut s = Serve::with("hostile", "2s", false);
+    let class = class_name("hos");
+    s.class_create("ipv6-basics", &class, 2, "15m");
+    let v = s.wait_ready(&class, 2);
+    let hostile = v["labs"][0]["name"].as_str().unwrap().to_owned();
+    let other = v["labs"][1]["name"].as_str().unwrap().to_owned();
+    // In every node of the hostile lab, the tools checks use flood or hang.
+    let out = Command::new("docker")
+        .args([
+            "ps",
+            "--format",
+            "{{.Names}}",
+            "--filter",
+            &format!("label=dev.v6lab.lab={hostile}"),
+        ])
+        .output()
+        .unwrap();
+    let containers = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(!containers.trim().is_empty());
+    for c in containers.lines() {
+        let plant = "for t in ip dig curl; do p=$(command -v $t) && printf '#!/bin/sh\\nexec cat /dev/zero\\n' > \"$p\"; done; \
+                     for t in ping pidof vtysh; do p=$(command -v $t) && printf '#!/bin/sh\\nexec sleep infinity\\n' > \"$p\"; done; true";
+        let o = Command::new("docker")
+            .args(["exec", c, "sh", "-c", plant])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    // The other lab is checked on schedule (every 2 s) while the hostile lab's checks hang.
+    let t0 = std::time::Instant::now();
+    let mut seen = std::collections::BTreeSet::new();
+    while t0.elapsed() < Duration::from_secs(14) {
+        if let Some((checked, _)) = lab_progress(&s, &other).first() {
+            seen.insert(*checked);
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    eprintln!(
+        "other lab checked {} times in {:?} while the hostile lab's checks hung",
+        seen.len(),
+        t0.elapsed()
+    );
+    assert!(seen.len() >= 4, "checked at {seen:?}");
+    // The hostile lab's checks fail, saying why.
+    let detail = wait_for(
+        "the hostile lab's checks to report being stopped",
+        Duration::from_secs(60),
+        || {
+            lab_progress(&s, &hostile)
+                .into_iter()
+                .map(|(_, d)| d)
+                .find(|d| d.contains("did not finish within") || d.contains("output truncated"))
+        },
+    );
+    eprintln!("hostile lab: {detail}");
+    let (_, metrics) = s.request("GET", "/metrics", None);
+    assert!(
+        !metrics.contains("v6lab_execs_stopped_total 0"),
+        "{metrics}"
+    );
+}
+
+#[test]
+fn a_lab_deleted_while_being_created_stops_being_created() {
+    let s = Serve::start("cancel");
+    let class = class_name("can");
+    // A node whose start hangs (well within the 60 s start-command deadline).
+    let topology = s.dir.join("hangs.yaml");
+    std::fs::write(
+        &topology,
+        "name: hangs\nsegments:\n  lan: ipv6-only\nnodes:\n  h1:\n    role: host\n    \
+         interfaces:\n      eth1: lan\n    exec:\n      - sleep 3600\n",
+    )
+    .unwrap();
+    struct Down(Vec<String>);
+    impl Drop for Down {
+        fn drop(&mut self) {
+            for l in &self.0 {
+                let _ = Command::new(bin()).args(["down", l]).output();
+            }
+        }
+    }
+    let _down = Down(vec![format!("{class}-student-01")]);
+    let o = s.cli(&[
+        "class",
+        "create",
+        topology.to_str().unwrap(),
+        "--students",
+        "1",
+        "--lifetime",
+        "15m",
+        "--name",
+        &class,
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // The lab's node is up and its start command hangs.
+    let container = format!("v6lab-{class}-student-01_h1");
+    wait_for(
+        "the lab's start command to run",
+        Duration::from_secs(60),
+        || {
+            let o = Command::new("docker")
+                .args(["top", &container])
+                .output()
+                .ok()?;
+            String::from_utf8_lossy(&o.stdout)
+                .contains("sleep 3600")
+                .then_some(())
+        },
+    );
+    let t0 = std::time::Instant::now();
+    assert!(s.cli(&["class", "delete", &class]).status.success());
+    wait_for(
+        "the lab being created to be removed",
+        Duration::from_secs(30),
+        || runtime_labs(&class).is_empty().then_some(()),
+    );
+    eprintln!(
+        "a lab deleted while being created was gone after {:?}",
+        t0.elapsed()
+    );
+    assert!(
+        s.log().contains("stopped: the lab was deleted"),
+        "{}",
+        s.log()
+    );
+}

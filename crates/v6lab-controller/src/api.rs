@@ -19,7 +19,6 @@ use axum::{Json, Router};
 use futures::Stream;
 use serde::Deserialize;
 use std::time::Duration;
-use v6lab_runtime::exercise::Patience;
 
 pub fn router(api: Api) -> Router {
     Router::new()
@@ -513,7 +512,7 @@ async fn lab_checks(
 async fn check_lab_now(
     State(api): State<Api>,
     LabAccess { lab, .. }: LabAccess,
-) -> Result<Json<CheckRun>, ApiError> {
+) -> Result<Response, ApiError> {
     let l = api
         .ctl
         .store
@@ -526,9 +525,13 @@ async fn check_lab_now(
             format!("lab {lab} is not ready yet ({})", l.state.as_str()),
         ));
     }
-    let results = api.ctl.check_lab(&l, Patience::UntilTimeout).await;
+    // One run at a time per lab, and a cooldown: 429 with Retry-After otherwise.
+    let results = match api.ctl.check_now(&l).await {
+        Ok(r) => r,
+        Err(refused) => return Ok(refused.into_response()),
+    };
     let exercises = results.into_iter().map(Into::into).collect();
-    Ok(Json(CheckRun { lab, exercises }))
+    Ok(Json(CheckRun { lab, exercises }).into_response())
 }
 
 #[derive(Deserialize)]

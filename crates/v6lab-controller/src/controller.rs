@@ -6,15 +6,152 @@ use crate::auth;
 use crate::metrics::Metrics;
 use crate::reconcile::{self, Action, Observed};
 use crate::store::{EventRow, LabRow, LabState, Store, StoreError};
-use std::collections::BTreeSet;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Semaphore, broadcast};
-use v6lab_runtime::docker::{Docker, NoopObserver};
-use v6lab_runtime::exercise::Patience;
+use tokio_util::sync::CancellationToken;
+use v6lab_runtime::docker::{self, Docker, ExecLimits, ExecOutput, NoopObserver};
+use v6lab_runtime::exercise::{ExerciseResult, NodeExec, Patience};
 use v6lab_runtime::from_plan::{Apply, lab_spec};
+
+/// Commands run in nodes at once by the controller (checks, reading topologies back), across
+/// all labs: a room of hostile labs cannot make the controller run more.
+pub const MAX_EXECS: usize = 32;
+/// After a "check my work now" run, the lab's next one waits this long.
+pub const CHECK_COOLDOWN: Duration = Duration::from_secs(5);
+/// The longest one lab's check run may take, whatever its checks' timeouts add up to.
+pub const MAX_CHECK_RUN: Duration = Duration::from_secs(120);
+/// The longest a lab's creation may hold a creation slot.
+pub const MAX_CREATE: Duration = Duration::from_secs(600);
+
+/// Why a lab cannot be checked now; answered 429 with `Retry-After`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckRefused {
+    pub lab: String,
+    /// A run of this lab's checks is under way (else: one ended moments ago).
+    pub running: bool,
+    /// Whole seconds, at least 1.
+    pub retry_after: u64,
+}
+
+impl CheckRefused {
+    pub fn message(&self) -> String {
+        let why = if self.running {
+            format!("the checks of lab {} are running", self.lab)
+        } else {
+            format!("lab {} was checked moments ago", self.lab)
+        };
+        format!("{why}; try again in {} s", self.retry_after)
+    }
+}
+
+impl IntoResponse for CheckRefused {
+    fn into_response(self) -> Response {
+        (
+            StatusCode::TOO_MANY_REQUESTS,
+            [(header::RETRY_AFTER, self.retry_after.to_string())],
+            axum::Json(serde_json::json!({
+                "error": self.message(),
+                "retry_after": self.retry_after,
+            })),
+        )
+            .into_response()
+    }
+}
+
+/// Whether a lab may be checked on demand now: not while a run of its checks is under way,
+/// and not within `cooldown` of the end of the last on-demand run. `Err(retry after)`.
+pub fn may_check_now(
+    running: bool,
+    last_end: Option<Instant>,
+    now: Instant,
+    cooldown: Duration,
+) -> Result<(), Duration> {
+    if running {
+        return Err(cooldown);
+    }
+    match last_end {
+        Some(end) if now < end + cooldown => Err(end + cooldown - now),
+        _ => Ok(()),
+    }
+}
+
+/// Check runs under way (one at a time per lab) and when each lab's last on-demand run ended.
+#[derive(Debug, Default)]
+struct CheckGate {
+    running: BTreeSet<String>,
+    last_end: BTreeMap<String, Instant>,
+}
+
+/// A lab's check run; ends it in the gate when dropped, however the run ends.
+pub struct CheckRun {
+    ctl: Arc<Controller>,
+    lab: String,
+    on_demand: bool,
+}
+
+impl Drop for CheckRun {
+    fn drop(&mut self) {
+        let mut g = self.ctl.gate();
+        g.running.remove(&self.lab);
+        if self.on_demand {
+            let now = Instant::now();
+            // Entries whose cooldown is over decide nothing: the map stays as small as the
+            // number of labs checked in the last few seconds.
+            g.last_end.retain(|_, end| now < *end + CHECK_COOLDOWN);
+            g.last_end.insert(self.lab.clone(), now);
+        }
+    }
+}
+
+/// The controller's way into nodes: every command waits for one of [`MAX_EXECS`] slots
+/// (until `until` at the latest) and is counted.
+struct Gated<'a> {
+    ctl: &'a Controller,
+    until: Instant,
+}
+
+impl NodeExec for Gated<'_> {
+    async fn exec_in(
+        &self,
+        lab: &str,
+        node: &str,
+        argv: &[String],
+        limits: ExecLimits,
+    ) -> Result<ExecOutput, docker::Error> {
+        let until = tokio::time::Instant::from_std(self.until);
+        let Ok(Ok(_permit)) = tokio::time::timeout_at(until, self.ctl.execs.acquire()).await else {
+            return Err(docker::Error::Io {
+                context: format!("running a command in node {node} of lab {lab}"),
+                source: std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    "the controller is running too many commands at once; try again shortly",
+                ),
+            });
+        };
+        let m = &self.ctl.metrics;
+        // Counted down however the exec ends, also when its caller drops it.
+        struct Running<'a>(&'a std::sync::atomic::AtomicU64);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                self.0.fetch_sub(1, Ordering::Relaxed);
+            }
+        }
+        m.execs_running.fetch_add(1, Ordering::Relaxed);
+        let running = Running(&m.execs_running);
+        let out = self.ctl.docker.exec(lab, node, argv, limits).await;
+        drop(running);
+        if matches!(&out, Ok(o) if o.stopped.is_some()) {
+            m.execs_stopped.fetch_add(1, Ordering::Relaxed);
+        }
+        out
+    }
+}
 
 /// A unix time as `2026-11-26 09:45 UTC`, for messages people read.
 pub fn utc(ts: i64) -> String {
@@ -74,6 +211,11 @@ pub struct Controller {
     busy: Mutex<BTreeSet<String>>,
     creating: Semaphore,
     checking: Semaphore,
+    /// Commands in nodes at once ([`MAX_EXECS`]).
+    execs: Semaphore,
+    checks: Mutex<CheckGate>,
+    /// Labs being created, each with the token that cancels its creation when it is deleted.
+    creations: Mutex<BTreeMap<String, CancellationToken>>,
 }
 
 /// Removes a lab from the busy set when its task ends, however it ends.
@@ -92,20 +234,105 @@ impl Drop for BusyGuard {
 impl Controller {
     pub fn new(store: Store, docker: Docker, cfg: Config) -> Arc<Controller> {
         let (events, _) = broadcast::channel(1024);
+        let metrics = Metrics::default();
+        metrics
+            .execs_limit
+            .store(MAX_EXECS as u64, Ordering::Relaxed);
         Arc::new(Controller {
             creating: Semaphore::new(cfg.create_concurrency.max(1)),
             checking: Semaphore::new(cfg.check_concurrency.max(1)),
+            execs: Semaphore::new(MAX_EXECS),
+            checks: Mutex::new(CheckGate::default()),
+            creations: Mutex::new(BTreeMap::new()),
             store,
             docker,
             cfg,
-            metrics: Metrics::default(),
+            metrics,
             events,
             busy: Mutex::new(BTreeSet::new()),
         })
     }
 
+    fn gate(&self) -> std::sync::MutexGuard<'_, CheckGate> {
+        self.checks.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn creations(&self) -> std::sync::MutexGuard<'_, BTreeMap<String, CancellationToken>> {
+        self.creations.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stops the creation of `lab` if one is under way (the lab was deleted): its `up` is
+    /// abandoned, a command running in a node is killed, and the normal removal follows.
+    pub fn cancel_creation(&self, lab: &str) -> bool {
+        match self.creations().get(lab) {
+            Some(token) => {
+                token.cancel();
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Cancels the creations of labs the store no longer has (a class was deleted).
+    fn cancel_unwanted_creations(&self) {
+        let being_made: Vec<String> = self.creations().keys().cloned().collect();
+        for lab in being_made {
+            if matches!(self.store.lab(&lab), Ok(None)) {
+                self.cancel_creation(&lab);
+            }
+        }
+    }
+
+    /// Starts a run of `lab`'s checks unless one is under way; `on_demand` runs ("check my
+    /// work now") also keep the cooldown ([`may_check_now`]).
+    pub fn begin_check(
+        self: &Arc<Self>,
+        lab: &str,
+        on_demand: bool,
+    ) -> Result<CheckRun, CheckRefused> {
+        let mut g = self.gate();
+        let running = g.running.contains(lab);
+        let last = if on_demand {
+            g.last_end.get(lab).copied()
+        } else {
+            None
+        };
+        if let Err(wait) = may_check_now(running, last, Instant::now(), CHECK_COOLDOWN) {
+            self.metrics.checks_refused.fetch_add(1, Ordering::Relaxed);
+            return Err(CheckRefused {
+                lab: lab.to_owned(),
+                running,
+                retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
+            });
+        }
+        g.running.insert(lab.to_owned());
+        Ok(CheckRun {
+            ctl: self.clone(),
+            lab: lab.to_owned(),
+            on_demand,
+        })
+    }
+
+    /// "Check my work now": the lab's checks, each until its timeout, unless the lab's checks
+    /// are running or were run on demand moments ago.
+    pub async fn check_now(
+        self: &Arc<Self>,
+        l: &LabRow,
+    ) -> Result<Vec<ExerciseResult>, CheckRefused> {
+        let _run = self.begin_check(&l.name, true)?;
+        Ok(self.check_lab(l, Patience::UntilTimeout).await)
+    }
+
     /// Records an event and tells live subscribers.
     pub fn event(&self, lab: Option<&str>, class: Option<&str>, kind: &str, message: &str) {
+        // The delete paths announce themselves: a lab still being created stops at once.
+        match (kind, lab) {
+            ("deleting", Some(lab)) => {
+                self.cancel_creation(lab);
+            }
+            ("class-deleted", _) => self.cancel_unwanted_creations(),
+            _ => {}
+        }
         let ts = now();
         match self.store.event(ts, lab, class, kind, message) {
             Ok(id) => {
@@ -143,6 +370,11 @@ impl Controller {
         // ended before it has written its result, which the store read below sees.
         let busy = self.busy.lock().unwrap_or_else(|p| p.into_inner()).clone();
         let desired = self.store.labs().map_err(|e| e.to_string())?;
+        // Links before containers: a lab being made has its containers before its links, so a
+        // link seen here whose lab has no container in the listing below is truly left over
+        // (read the other way round, a lab created between the two reads would look like
+        // leftover links and be swept from under whoever is making it).
+        let with_links = self.docker.labs_with_links().await;
         let observed: Vec<Observed> = self
             .docker
             .list()
@@ -159,9 +391,9 @@ impl Controller {
             })
             .collect();
         // Links without any container: left by a killed `up` or `down`. Ours to sweep when no
-        // desired lab owns them (a lab being made has its containers before its links).
+        // desired lab owns them.
         let mut observed = observed;
-        if let Ok(with_links) = self.docker.labs_with_links().await {
+        if let Ok(with_links) = with_links {
             for lab in with_links {
                 if !observed.iter().any(|o| o.name == lab) {
                     observed.push(Observed {
@@ -173,6 +405,12 @@ impl Controller {
                         expires: None,
                     });
                 }
+            }
+        }
+        // A lab deleted while being created (however it was deleted) stops being created.
+        for (lab, token) in self.creations().iter() {
+            if !desired.iter().any(|d| &d.name == lab) {
+                token.cancel();
             }
         }
         let actions = reconcile::decide(
@@ -288,7 +526,20 @@ impl Controller {
     }
 
     async fn create(self: &Arc<Self>, lab: &str, repair: bool) {
-        let _permit = self.creating.acquire().await.expect("semaphore");
+        let cancel = CancellationToken::new();
+        self.creations().insert(lab.to_owned(), cancel.clone());
+        struct Registered<'a>(&'a Controller, &'a str);
+        impl Drop for Registered<'_> {
+            fn drop(&mut self) {
+                self.0.creations().remove(self.1);
+            }
+        }
+        let _registered = Registered(self, lab);
+        // A lab deleted while waiting for a slot never takes one.
+        let _permit = tokio::select! {
+            p = self.creating.acquire() => p.expect("semaphore"),
+            _ = cancel.cancelled() => return,
+        };
         let Ok(Some(row)) = self.store.lab(lab) else {
             return;
         };
@@ -301,7 +552,13 @@ impl Controller {
             );
         }
         let started = Instant::now();
-        let result = self.bring_up(&row).await;
+        let result = match tokio::time::timeout(MAX_CREATE, self.bring_up(&row, &cancel)).await {
+            Ok(r) => r,
+            Err(_) => Err(format!(
+                "lab {lab} was not ready within {} s; creation stopped",
+                MAX_CREATE.as_secs()
+            )),
+        };
         // The lab may have been deleted meanwhile: then it must not stay.
         let still_wanted = matches!(self.store.lab(lab), Ok(Some(_)));
         match result {
@@ -324,6 +581,15 @@ impl Controller {
             Ok(()) => {
                 let _ = self.docker.down(lab).await;
             }
+            Err(_) if !still_wanted || cancel.is_cancelled() => {
+                let _ = self.docker.down(lab).await;
+                self.event(
+                    Some(lab),
+                    row.class.as_deref(),
+                    "cancelled",
+                    &format!("creating lab {lab} stopped: the lab was deleted"),
+                );
+            }
             Err(e) => {
                 self.metrics
                     .lab_create_failures
@@ -344,7 +610,7 @@ impl Controller {
         }
     }
 
-    async fn bring_up(&self, row: &LabRow) -> Result<(), String> {
+    async fn bring_up(&self, row: &LabRow, cancel: &CancellationToken) -> Result<(), String> {
         // Whatever a previous attempt or a crash left is removed first.
         self.docker
             .down(&row.name)
@@ -367,7 +633,7 @@ impl Controller {
         );
         spec.owner = self.cfg.owner.clone();
         self.docker
-            .up(&spec, &NoopObserver)
+            .up_cancellable(&spec, &NoopObserver, cancel)
             .await
             .map_err(|e| e.to_string())
     }
@@ -381,7 +647,11 @@ impl Controller {
             }
         };
         let nodes: Vec<String> = st.nodes.iter().map(|n| n.node.clone()).collect();
-        let Ok((source, plan)) = v6lab_runtime::exercise::lab_plan(&self.docker, lab, &nodes).await
+        let gated = Gated {
+            ctl: self,
+            until: Instant::now() + MAX_CHECK_RUN,
+        };
+        let Ok((source, plan)) = v6lab_runtime::exercise::lab_plan(&gated, lab, &nodes).await
         else {
             return;
         };
@@ -421,39 +691,43 @@ impl Controller {
         }
     }
 
-    /// Runs the checks of every ready class lab once, bounded so checks never starve creation.
-    pub async fn check_all(self: &Arc<Self>) -> Result<(), StoreError> {
+    /// Starts a run of the checks of every ready class lab, each in its own task with its own
+    /// deadline, and returns without waiting for them: a slow or hostile lab never delays the
+    /// others' next round. A lab whose previous run is still under way is skipped this round.
+    /// At most `check_concurrency` labs run at once, so checks never starve creation.
+    pub fn check_all(self: &Arc<Self>) -> Result<(), StoreError> {
         let labs: Vec<LabRow> = self
             .store
             .labs()?
             .into_iter()
             .filter(|l| l.state == LabState::Ready && l.class.is_some())
             .collect();
-        let mut tasks = Vec::new();
         for l in labs {
+            let Ok(run) = self.begin_check(&l.name, false) else {
+                self.metrics.checks_skipped.fetch_add(1, Ordering::Relaxed);
+                continue;
+            };
             let this = self.clone();
-            tasks.push(tokio::spawn(async move {
+            tokio::spawn(async move {
+                let _run = run;
                 let _p = this.checking.acquire().await.expect("semaphore");
                 this.check_lab(&l, Patience::Once).await;
-            }));
-        }
-        for t in tasks {
-            let _ = t.await;
+            });
         }
         Ok(())
     }
 
     /// Runs one lab's checks now and records the results.
-    pub async fn check_lab(
-        &self,
-        l: &LabRow,
-        patience: Patience,
-    ) -> Vec<v6lab_runtime::exercise::ExerciseResult> {
+    pub async fn check_lab(&self, l: &LabRow, patience: Patience) -> Vec<ExerciseResult> {
         let Ok((_, plan)) = v6lab_core::plan_source(&l.topology_name, l.topology.as_bytes()) else {
             return Vec::new();
         };
+        // The lab's own deadline: its checks' budget, capped.
+        let until =
+            Instant::now() + v6lab_runtime::exercise::budget(&plan, None).min(MAX_CHECK_RUN);
+        let gated = Gated { ctl: self, until };
         let results =
-            v6lab_runtime::exercise::run_exercises(&self.docker, &l.name, &plan, None, patience)
+            v6lab_runtime::exercise::run_exercises(&gated, &l.name, &plan, None, patience, until)
                 .await;
         let t = now();
         for e in &results {
@@ -498,7 +772,7 @@ impl Controller {
         }
         loop {
             tokio::time::sleep(self.cfg.check_interval).await;
-            if let Err(e) = self.check_all().await {
+            if let Err(e) = self.check_all() {
                 tracing::warn!(error = %e, "progress checks");
             }
         }
@@ -507,6 +781,42 @@ impl Controller {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    #[test]
+    fn check_now_waits_for_a_running_check_and_the_cooldown() {
+        let t = Instant::now();
+        let cool = Duration::from_secs(5);
+        assert_eq!(may_check_now(false, None, t, cool), Ok(()));
+        // One run at a time.
+        assert_eq!(may_check_now(true, None, t, cool), Err(cool));
+        // The cooldown counts from the end of the last run.
+        let end = t;
+        let later = |ms| t + Duration::from_millis(ms);
+        assert_eq!(
+            may_check_now(false, Some(end), later(1500), cool),
+            Err(Duration::from_millis(3500))
+        );
+        assert_eq!(may_check_now(false, Some(end), later(5000), cool), Ok(()));
+        assert_eq!(may_check_now(false, Some(end), later(60_000), cool), Ok(()));
+    }
+
+    #[test]
+    fn refusals_say_when_to_retry() {
+        let r = CheckRefused {
+            lab: "student-01".into(),
+            running: false,
+            retry_after: 4,
+        };
+        assert_eq!(
+            r.message(),
+            "lab student-01 was checked moments ago; try again in 4 s"
+        );
+        let resp = r.into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "4");
+    }
+
     #[test]
     fn utc_dates() {
         assert_eq!(super::utc(0), "1970-01-01 00:00 UTC");

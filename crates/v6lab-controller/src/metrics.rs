@@ -16,6 +16,15 @@ pub struct Metrics {
     pub labs_deleted: AtomicU64,
     pub auth_failures: AtomicU64,
     pub checks_run: AtomicU64,
+    /// Commands running in nodes now, and the controller-wide bound on them.
+    pub execs_running: AtomicU64,
+    pub execs_limit: AtomicU64,
+    /// Commands stopped at their deadline or output cap.
+    pub execs_stopped: AtomicU64,
+    /// "Check now" requests answered 429.
+    pub checks_refused: AtomicU64,
+    /// Periodic check rounds that skipped a lab whose previous run was still under way.
+    pub checks_skipped: AtomicU64,
 }
 
 impl Metrics {
@@ -90,6 +99,44 @@ impl Metrics {
             "# HELP v6lab_checks_total Exercise checks run by the controller.\n# TYPE v6lab_checks_total counter"
         );
         let _ = writeln!(o, "v6lab_checks_total {}", g(&self.checks_run));
+        for (name, help, kind, v) in [
+            (
+                "v6lab_execs_running",
+                "Commands the controller runs in nodes now.",
+                "gauge",
+                &self.execs_running,
+            ),
+            (
+                "v6lab_execs_limit",
+                "Commands the controller runs in nodes at most at once.",
+                "gauge",
+                &self.execs_limit,
+            ),
+            (
+                "v6lab_execs_stopped_total",
+                "Commands in nodes stopped at their deadline or output cap.",
+                "counter",
+                &self.execs_stopped,
+            ),
+            (
+                "v6lab_checks_refused_total",
+                "Check-now requests refused (a run under way or its cooldown).",
+                "counter",
+                &self.checks_refused,
+            ),
+            (
+                "v6lab_checks_skipped_total",
+                "Labs skipped by a periodic check round: their previous run was still under way.",
+                "counter",
+                &self.checks_skipped,
+            ),
+        ] {
+            let _ = writeln!(
+                o,
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {}",
+                g(v)
+            );
+        }
         o
     }
 }

@@ -11,6 +11,7 @@
 
 mod exec;
 mod firewall;
+pub mod kill;
 
 use crate::names::{self, LinkName};
 use crate::netlink::{self, HostLink, Netlink, NetlinkError, NetnsInterface, VethSpec};
@@ -26,15 +27,20 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
 
-pub use exec::ExecOutput;
+pub use exec::{DEFAULT_OUTPUT_CAP, ExecLimits, ExecOutput};
 
 /// Default deadline for a node's readiness probes, counted from when they start.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
+/// Default deadline for each start command of a node.
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default number of nodes created, wired or removed at once.
 pub const DEFAULT_CONCURRENCY: usize = 8;
 /// How often a failing probe is retried.
 const PROBE_INTERVAL: Duration = Duration::from_millis(100);
+/// Deadline of the failing probe's last run (for what it prints) after the probes timed out.
+const LAST_PROBE_DEADLINE: Duration = Duration::from_secs(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -62,6 +68,18 @@ pub enum Error {
         exit_code: i64,
         output: String,
     },
+    /// A command was stopped by its bounds (deadline or output cap).
+    #[error("node {node} of lab {lab}: `{command}`: {reason}{}", show_output(.output))]
+    CommandStopped {
+        lab: String,
+        node: String,
+        command: String,
+        /// "did not finish within 60s; it was stopped", "output truncated at 64 KiB; ...".
+        reason: String,
+        output: String,
+    },
+    #[error("creating lab {lab} was cancelled (the lab was deleted meanwhile)")]
+    Cancelled { lab: String },
     #[error("{0}")]
     ProbeTimeout(Box<ProbeTimeout>),
     #[error("Docker engine: {context}: {source}")]
@@ -266,6 +284,7 @@ pub struct Docker {
     client: bollard::Docker,
     socket: PathBuf,
     probe_timeout: Duration,
+    start_timeout: Duration,
     concurrency: usize,
 }
 
@@ -435,6 +454,7 @@ impl Docker {
             client,
             socket,
             probe_timeout: DEFAULT_PROBE_TIMEOUT,
+            start_timeout: DEFAULT_START_TIMEOUT,
             concurrency: DEFAULT_CONCURRENCY,
         })
     }
@@ -442,6 +462,12 @@ impl Docker {
     /// Deadline for each node's probes (all of them, together).
     pub fn with_probe_timeout(mut self, timeout: Duration) -> Self {
         self.probe_timeout = timeout;
+        self
+    }
+
+    /// Deadline for each start command; one that hangs fails the lab's creation.
+    pub fn with_start_timeout(mut self, timeout: Duration) -> Self {
+        self.start_timeout = timeout;
         self
     }
 
@@ -468,6 +494,22 @@ impl Docker {
     /// Fails before creating anything when the spec is invalid, an image is missing or the lab
     /// exists. On a later failure the partial lab is left for inspection; [`Docker::down`]
     /// removes it.
+    /// [`Docker::up`] that stops as soon as `cancel` fires (the lab was deleted while being
+    /// created): the step under way is abandoned (a command in a node is killed) and nothing
+    /// more is made; [`Docker::down`] removes what was. Fails with [`Error::Cancelled`].
+    pub async fn up_cancellable(
+        &self,
+        spec: &LabSpec,
+        observer: &dyn Observer,
+        cancel: &CancellationToken,
+    ) -> Result<(), Error> {
+        tokio::select! {
+            biased;
+            _ = cancel.cancelled() => Err(Error::Cancelled { lab: spec.lab.clone() }),
+            r = self.up(spec, observer) => r,
+        }
+    }
+
     pub async fn up(&self, spec: &LabSpec, observer: &dyn Observer) -> Result<(), Error> {
         let t0 = Instant::now();
         let emit = |kind: EventKind| {
@@ -602,7 +644,17 @@ impl Docker {
             .map(|node| async move {
                 let name = || node.name.clone();
                 for argv in &node.start {
-                    let out = self.exec(lab, &node.name, argv).await?;
+                    let limits = ExecLimits::within(self.start_timeout);
+                    let out = self.exec(lab, &node.name, argv, limits).await?;
+                    if let Some(reason) = &out.stopped {
+                        return Err(Error::CommandStopped {
+                            lab: lab.to_string(),
+                            node: name(),
+                            command: show_argv(argv),
+                            reason: reason.clone(),
+                            output: format!("{}\n{}", out.stdout, out.stderr),
+                        });
+                    }
                     if out.exit_code != 0 {
                         return Err(Error::StartFailed {
                             lab: lab.to_string(),
@@ -751,19 +803,23 @@ impl Docker {
         let argv = vec!["sh".to_string(), "-c".to_string(), script];
         let mut waiting: Option<usize> = None;
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            let failing = match tokio::time::timeout(left, self.exec(lab, &node.name, &argv)).await
+            // Each round's exec is bounded by what is left of the probes' deadline.
+            let left = deadline
+                .saturating_duration_since(Instant::now())
+                .max(PROBE_INTERVAL);
+            let failing = match self
+                .exec(lab, &node.name, &argv, ExecLimits::within(left))
+                .await?
             {
-                Ok(Ok(out)) if out.exit_code == 0 => return Ok(()),
-                Ok(Ok(out)) => out
+                out if out.stopped.is_some() => waiting.unwrap_or(0),
+                out if out.exit_code == 0 => return Ok(()),
+                out => out
                     .stdout
                     .trim()
                     .parse::<usize>()
                     .ok()
                     .filter(|i| *i < node.probes.len())
                     .unwrap_or(0),
-                Ok(Err(e)) => return Err(e),
-                Err(_) => waiting.unwrap_or(0),
             };
             if waiting != Some(failing) {
                 waiting = Some(failing);
@@ -775,14 +831,10 @@ impl Docker {
             if Instant::now() + PROBE_INTERVAL > deadline {
                 let probe = &node.probes[failing];
                 // The failing probe once more, alone, for what it prints.
-                let last_output = match tokio::time::timeout(
-                    Duration::from_secs(5),
-                    self.exec(lab, &node.name, &probe.argv),
-                )
-                .await
-                {
-                    Ok(Ok(out)) => out.combined(),
-                    _ => "(the probe command did not finish)".into(),
+                let limits = ExecLimits::within(LAST_PROBE_DEADLINE);
+                let last_output = match self.exec(lab, &node.name, &probe.argv, limits).await {
+                    Ok(out) => out.combined(),
+                    Err(e) => format!("(the probe command did not run: {e})"),
                 };
                 return Err(Error::ProbeTimeout(Box::new(ProbeTimeout {
                     lab: lab.to_string(),

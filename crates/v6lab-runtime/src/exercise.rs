@@ -2,7 +2,7 @@
 //! solutions. What a check runs and how its output is judged is pure ([`v6lab_core::check`]);
 //! this module only executes, through any runtime that can run a command in a node.
 
-use crate::docker::{Docker, Error, ExecOutput};
+use crate::docker::{Docker, Error, ExecLimits, ExecOutput};
 use crate::from_plan::TOPOLOGY_FILE;
 use futures::StreamExt;
 use serde::Serialize;
@@ -10,19 +10,26 @@ use std::time::{Duration, Instant};
 use v6lab_core::check::{self, Output};
 use v6lab_core::plan::{CheckPlan, ExercisePlan, Plan};
 
-/// Runs a command in a node of a lab. Docker implements it; Kubernetes will too.
+/// Runs a command in a node of a lab, within limits. Docker implements it; Kubernetes will too.
 pub trait NodeExec: Sync {
     fn exec_in(
         &self,
         lab: &str,
         node: &str,
         argv: &[String],
+        limits: ExecLimits,
     ) -> impl Future<Output = Result<ExecOutput, Error>> + Send;
 }
 
 impl NodeExec for Docker {
-    async fn exec_in(&self, lab: &str, node: &str, argv: &[String]) -> Result<ExecOutput, Error> {
-        self.exec(lab, node, argv).await
+    async fn exec_in(
+        &self,
+        lab: &str,
+        node: &str,
+        argv: &[String],
+        limits: ExecLimits,
+    ) -> Result<ExecOutput, Error> {
+        self.exec(lab, node, argv, limits).await
     }
 }
 
@@ -30,6 +37,18 @@ impl NodeExec for Docker {
 const RETRY: Duration = Duration::from_millis(500);
 /// How many checks run at once in one lab.
 const CONCURRENCY: usize = 8;
+/// Reading a lab's topology back from a node.
+const READ_TOPOLOGY: Duration = Duration::from_secs(10);
+/// The largest topology read back from a node.
+const TOPOLOGY_CAP: usize = 4 << 20;
+/// Each step of a reference solution.
+const SOLUTION_STEP: Duration = Duration::from_secs(60);
+/// The least time one run of a check gets, whatever its timeout: a check's timeout is how long
+/// it may take to converge, and a single run may legitimately take a few seconds (`curl -m 5`,
+/// a slow engine).
+const MIN_RUN: Duration = Duration::from_secs(10);
+/// Time added to a lab's check budget for the engine's round trips.
+const BUDGET_MARGIN: Duration = Duration::from_secs(5);
 
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckResult {
@@ -60,11 +79,12 @@ pub async fn lab_plan<E: NodeExec>(
 ) -> Result<(String, Plan), Error> {
     let mut last = None;
     for n in nodes {
+        let limits = ExecLimits::within(READ_TOPOLOGY).with_output_cap(TOPOLOGY_CAP);
         match rt
-            .exec_in(lab, n, &["cat".into(), TOPOLOGY_FILE.into()])
+            .exec_in(lab, n, &["cat".into(), TOPOLOGY_FILE.into()], limits)
             .await
         {
-            Ok(out) if out.exit_code == 0 => {
+            Ok(out) if out.exit_code == 0 && out.stopped.is_none() => {
                 let text = out.stdout;
                 return match v6lab_core::plan_source(TOPOLOGY_FILE, text.as_bytes()) {
                     Ok((_, plan)) => Ok((text, plan)),
@@ -92,24 +112,80 @@ pub enum Patience {
     Once,
 }
 
-/// Runs one check until it passes or its deadline passes.
+/// How long one check may take: its own timeout, at least 1 s.
+fn check_timeout(c: &CheckPlan) -> Duration {
+    Duration::from_secs(c.timeout_secs.max(1))
+}
+
+/// How long one run of a check may take before it is stopped.
+fn run_deadline(c: &CheckPlan) -> Duration {
+    check_timeout(c).max(MIN_RUN)
+}
+
+/// The longest a lab's check run (the exercises named, or all) can take: each wave of
+/// [`CONCURRENCY`] checks at most the longest timeout (retries) and one more run, plus a
+/// margin. The caller passes a deadline at least this far (or shorter, to cap a hostile lab).
+pub fn budget(plan: &Plan, only: Option<&str>) -> Duration {
+    let checks: Vec<&CheckPlan> = plan
+        .exercises
+        .iter()
+        .filter(|e| only.is_none_or(|o| o == e.id))
+        .flat_map(|e| &e.checks)
+        .collect();
+    let longest = checks
+        .iter()
+        .map(|c| check_timeout(c) + run_deadline(c))
+        .max()
+        .unwrap_or_default();
+    let waves = checks.len().div_ceil(CONCURRENCY) as u32;
+    longest * waves + BUDGET_MARGIN
+}
+
+/// Runs one check until it passes, its timeout passes (see [`Patience`]) or `until` (the
+/// lab's run deadline). Every run is bounded (its timeout, at least 10 s; the output cap): a
+/// check that hangs or floods its output fails, saying so, and is not run again.
 pub async fn run_check<E: NodeExec>(
     rt: &E,
     lab: &str,
     c: &CheckPlan,
     patience: Patience,
+    until: Instant,
 ) -> CheckResult {
     let start = Instant::now();
     let wait = match patience {
-        Patience::UntilTimeout => Duration::from_secs(c.timeout_secs.max(1)),
+        Patience::UntilTimeout => check_timeout(c),
         Patience::Once => Duration::ZERO,
     };
-    let deadline = start + wait;
+    let deadline = (start + wait).min(until);
     let argv = vec!["sh".to_string(), "-c".to_string(), check::command(c)];
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let (passed, detail) = match rt.exec_in(lab, &c.node, &argv).await {
+        // This run: its own deadline, within the lab's run.
+        let run_start = Instant::now();
+        let run_until = (run_start + run_deadline(c)).min(until);
+        let left = run_until.saturating_duration_since(run_start);
+        let mut stopped = false;
+        let (passed, detail) = match rt
+            .exec_in(lab, &c.node, &argv, ExecLimits::within(left))
+            .await
+        {
+            Ok(o) if o.timed_out => {
+                stopped = true;
+                let within = if run_until == until && Instant::now() >= until {
+                    "before the lab's checks ran out of time".to_string()
+                } else {
+                    format!("within {}s", run_deadline(c).as_secs())
+                };
+                (
+                    false,
+                    format!("the check did not finish {within}; it was stopped"),
+                )
+            }
+            Ok(o) if o.stopped.is_some() => {
+                stopped = true;
+                (false, o.stopped.unwrap_or_default())
+            }
             Ok(o) => {
                 let v = check::judge(
                     c,
@@ -123,13 +199,15 @@ pub async fn run_check<E: NodeExec>(
             }
             Err(e) => (false, e.to_string()),
         };
-        if passed || Instant::now() + RETRY >= deadline {
+        if passed || stopped || Instant::now() + RETRY >= deadline {
             let message = if passed {
                 c.pass.clone()
             } else {
                 c.fail.clone()
             };
-            let detail = if c.expect_fail && passed {
+            let detail = if stopped {
+                detail
+            } else if c.expect_fail && passed {
                 format!("fails as expected: {detail}")
             } else if c.expect_fail {
                 format!("should fail but: {detail}")
@@ -150,13 +228,15 @@ pub async fn run_check<E: NodeExec>(
     }
 }
 
-/// Runs the checks of the exercises (all, or those named), concurrently.
+/// Runs the checks of the exercises (all, or those named), concurrently, until `until` at
+/// the latest (see [`budget`]): a check not started by then fails as not run.
 pub async fn run_exercises<E: NodeExec>(
     rt: &E,
     lab: &str,
     plan: &Plan,
     only: Option<&str>,
     patience: Patience,
+    until: Instant,
 ) -> Vec<ExerciseResult> {
     let exercises: Vec<&ExercisePlan> = plan
         .exercises
@@ -171,7 +251,12 @@ pub async fn run_exercises<E: NodeExec>(
     // Futures collected first (see `Docker::up`: a `Stream::map` closure breaks the Send check).
     let futures: Vec<_> = jobs
         .into_iter()
-        .map(|(ei, ci, c)| async move { (ei, ci, run_check(rt, lab, c, patience).await) })
+        .map(|(ei, ci, c)| async move {
+            if Instant::now() >= until {
+                return (ei, ci, not_run(c));
+            }
+            (ei, ci, run_check(rt, lab, c, patience, until).await)
+        })
         .collect();
     let mut results: Vec<(usize, usize, CheckResult)> = futures::stream::iter(futures)
         .buffer_unordered(CONCURRENCY)
@@ -195,6 +280,19 @@ pub async fn run_exercises<E: NodeExec>(
             }
         })
         .collect()
+}
+
+/// A check the lab's run had no time left for.
+fn not_run(c: &CheckPlan) -> CheckResult {
+    CheckResult {
+        node: c.node.clone(),
+        title: c.title.clone(),
+        passed: false,
+        detail: "not run: the lab's checks ran out of time (a slow check before it)".into(),
+        message: c.fail.clone(),
+        attempts: 0,
+        elapsed_ms: 0,
+    }
 }
 
 /// The commands of an exercise's reference solution: explicit steps, or the scripts of the
@@ -238,7 +336,18 @@ pub async fn solve<E: NodeExec>(
     };
     let mut done = Vec::new();
     for (node, argv) in solution_steps(plan, e) {
-        let out = rt.exec_in(lab, &node, &argv).await?;
+        let out = rt
+            .exec_in(lab, &node, &argv, ExecLimits::within(SOLUTION_STEP))
+            .await?;
+        if let Some(reason) = &out.stopped {
+            return Err(Error::CommandStopped {
+                lab: lab.into(),
+                node,
+                command: argv.join(" "),
+                reason: reason.clone(),
+                output: format!("{}\n{}", out.stdout, out.stderr),
+            });
+        }
         if out.exit_code != 0 {
             return Err(Error::StartFailed {
                 lab: lab.into(),
@@ -251,4 +360,156 @@ pub async fn solve<E: NodeExec>(
         done.push((node, argv.join(" ")));
     }
     Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use v6lab_core::plan::CheckKind;
+
+    /// A node per behaviour: `ok` passes, `flood` overflows its output, `hang` and `slow` never
+    /// end (the bounded exec answers timed out: `slow` at its deadline, `hang` at once).
+    struct Fake;
+
+    impl NodeExec for Fake {
+        async fn exec_in(
+            &self,
+            _lab: &str,
+            node: &str,
+            _argv: &[String],
+            limits: ExecLimits,
+        ) -> Result<ExecOutput, Error> {
+            let mut out = ExecOutput {
+                exit_code: 0,
+                stdout: String::new(),
+                stderr: String::new(),
+                truncated: false,
+                timed_out: false,
+                stopped: None,
+            };
+            match node {
+                "flood" => {
+                    out.exit_code = -1;
+                    out.stdout = "y\n".repeat(limits.output_cap / 2);
+                    out.truncated = true;
+                    out.stopped =
+                        Some("output truncated at 64 KiB; the command was stopped".into());
+                }
+                "hang" | "slow" => {
+                    // The bounded exec answers at the deadline ("hang": as if it had passed).
+                    if node == "slow" {
+                        tokio::time::sleep(limits.deadline).await;
+                    }
+                    out.exit_code = -1;
+                    out.timed_out = true;
+                    out.stopped = Some("the command did not finish; it was stopped".into());
+                }
+                _ => {}
+            }
+            Ok(out)
+        }
+    }
+
+    fn check(node: &str, timeout_secs: u64) -> CheckPlan {
+        CheckPlan {
+            node: node.into(),
+            title: format!("{node} works"),
+            kind: CheckKind::Command {
+                command: "true".into(),
+                exit: 0,
+                stdout_contains: None,
+                stdout_regex: None,
+                stderr_contains: None,
+                stderr_regex: None,
+                json_query: None,
+                json_equals: None,
+                json_contains: None,
+            },
+            expect_fail: false,
+            timeout_secs,
+            pass: None,
+            fail: None,
+        }
+    }
+
+    fn far() -> Instant {
+        Instant::now() + Duration::from_secs(60)
+    }
+
+    #[tokio::test]
+    async fn a_hung_check_fails_at_its_timeout_saying_so() {
+        let r = run_check(&Fake, "l", &check("hang", 1), Patience::UntilTimeout, far()).await;
+        assert!(!r.passed);
+        assert_eq!(r.attempts, 1);
+        // Each run gets at least 10 s, whatever the check's convergence timeout.
+        assert!(
+            r.detail
+                .contains("the check did not finish within 10s; it was stopped"),
+            "{}",
+            r.detail
+        );
+        let r = run_check(&Fake, "l", &check("hang", 30), Patience::Once, far()).await;
+        assert!(r.detail.contains("within 30s"), "{}", r.detail);
+        // Even an expected failure does not pass by hanging.
+        let mut c = check("hang", 1);
+        c.expect_fail = true;
+        assert!(
+            !run_check(&Fake, "l", &c, Patience::Once, far())
+                .await
+                .passed
+        );
+    }
+
+    #[tokio::test]
+    async fn a_flooding_check_fails_as_truncated_and_is_not_retried() {
+        let r = run_check(
+            &Fake,
+            "l",
+            &check("flood", 5),
+            Patience::UntilTimeout,
+            far(),
+        )
+        .await;
+        assert!(!r.passed);
+        assert_eq!(r.attempts, 1);
+        assert!(r.detail.contains("output truncated"), "{}", r.detail);
+        assert!(
+            run_check(&Fake, "l", &check("ok", 5), Patience::Once, far())
+                .await
+                .passed
+        );
+    }
+
+    #[tokio::test]
+    async fn the_lab_deadline_bounds_its_checks() {
+        let until = Instant::now() + Duration::from_millis(300);
+        let r = run_check(&Fake, "l", &check("slow", 10), Patience::Once, until).await;
+        assert!(!r.passed);
+        assert!(r.detail.contains("ran out of time"), "{}", r.detail);
+        assert!(Instant::now() < until + Duration::from_secs(1));
+    }
+
+    #[test]
+    fn budgets_cover_every_wave_of_checks() {
+        let mut plan = v6lab_core::plan_source(
+            "ipv6-basics.yaml",
+            include_bytes!("../../../topologies/ipv6-basics.yaml"),
+        )
+        .map(|(_, p)| p)
+        .unwrap_or_else(|(s, d)| panic!("{}", d.render(&s.text)));
+        plan.exercises.clear();
+        assert_eq!(budget(&plan, None), BUDGET_MARGIN);
+        plan.exercises.push(ExercisePlan {
+            id: "e".into(),
+            title: "e".into(),
+            instructions: String::new(),
+            student: vec![],
+            passes_initially: false,
+            checks: (0..9).map(|i| check("ok", 3 + i)).collect(),
+            solution: vec![],
+        });
+        // 9 checks: two waves of at most 11 s of retries and one more run of 11 s.
+        assert_eq!(budget(&plan, None), Duration::from_secs(44) + BUDGET_MARGIN);
+        assert_eq!(budget(&plan, Some("other")), BUDGET_MARGIN);
+    }
 }

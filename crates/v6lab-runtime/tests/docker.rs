@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 use std::process::Command;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use v6lab_runtime::docker::{Docker, Error, Event, EventKind, NoopObserver};
+use v6lab_runtime::docker::{Docker, Error, Event, EventKind, ExecLimits, NoopObserver};
 use v6lab_runtime::names;
 use v6lab_runtime::spec::{FileSpec, InterfaceSpec, LabSpec, Limits, NodeSpec, Probe, SegmentSpec};
 
@@ -23,6 +23,11 @@ fn image() -> String {
 /// A lab name unique to this test and this process.
 fn lab_name(test: &str) -> String {
     format!("rt-{test}-{}", std::process::id())
+}
+
+/// Bounds for the tests' own commands.
+fn limits() -> ExecLimits {
+    ExecLimits::within(Duration::from_secs(30))
 }
 
 fn argv(words: &[&str]) -> Vec<String> {
@@ -179,7 +184,7 @@ async fn docker() -> Docker {
 }
 
 async fn ok(d: &Docker, lab: &str, node: &str, cmd: &[String]) -> String {
-    let out = d.exec(lab, node, cmd).await.unwrap();
+    let out = d.exec(lab, node, cmd, limits()).await.unwrap();
     assert_eq!(out.exit_code, 0, "{node}: {cmd:?}: {}", out.combined());
     out.stdout
 }
@@ -272,7 +277,12 @@ async fn up_ping_inspect_down() {
         )
         .await;
         let out = d
-            .exec(&lab, "n1", &argv(&["ping", "-c", "1", "-W", "1", &host_ip]))
+            .exec(
+                &lab,
+                "n1",
+                &argv(&["ping", "-c", "1", "-W", "1", &host_ip]),
+                limits(),
+            )
             .await
             .unwrap();
         assert_ne!(
@@ -363,7 +373,7 @@ async fn up_ping_inspect_down() {
     assert_eq!(labels[names::LABEL_MANAGED], "true");
     ok(&d, &lab, "n2", &argv(&["test", "-c", "/dev/net/tun"])).await;
     assert_ne!(
-        d.exec(&lab, "n1", &argv(&["test", "-e", "/dev/net/tun"]))
+        d.exec(&lab, "n1", &argv(&["test", "-e", "/dev/net/tun"]), limits())
             .await
             .unwrap()
             .exit_code,
@@ -380,7 +390,7 @@ async fn up_ping_inspect_down() {
 
     // Failed command: exit code and both streams captured.
     let out = d
-        .exec(&lab, "n1", &sh("echo out; echo err >&2; exit 7"))
+        .exec(&lab, "n1", &sh("echo out; echo err >&2; exit 7"), limits())
         .await
         .unwrap();
     assert_eq!(
@@ -520,6 +530,7 @@ async fn labs_with_identical_addresses_are_isolated() {
             &a,
             "n1",
             &argv(&["ping", "-6", "-c", "2", "-W", "1", "2001:db8::99"]),
+            limits(),
         )
         .await
         .unwrap();
@@ -701,7 +712,7 @@ async fn interactive_exec_with_tty() {
     assert!(out.windows(6).any(|w| w == b"\x01\x02\x00bin"), "{text:?}");
 
     assert!(matches!(
-        d.exec(&lab, "nope", &argv(&["true"])).await,
+        d.exec(&lab, "nope", &argv(&["true"]), limits()).await,
         Err(Error::NodeNotFound { .. })
     ));
     d.down(&lab).await.unwrap();
@@ -804,4 +815,198 @@ async fn down_all_removes_everything() {
     );
     assert!(d.down_all().await.unwrap().is_empty());
     assert!(d.list().await.unwrap().is_empty());
+}
+
+/// The node's processes as the host sees them: (host PID, command line with spaces).
+fn node_processes(lab: &str, node: &str) -> Vec<(u32, String)> {
+    let out = Command::new("docker")
+        .args(["inspect", "-f", "{{.Id}}", &names::container(lab, node)])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let id = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/cgroup"))
+                .is_ok_and(|c| v6lab_runtime::docker::kill::in_container(&c, &id))
+        })
+        .filter_map(|pid| {
+            let cmd = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
+            Some((pid, String::from_utf8_lossy(&cmd).replace('\0', " ")))
+        })
+        .collect()
+}
+
+/// Waits (with a deadline) until no process of the node has `needle` in its command line.
+async fn gone_from_host(lab: &str, node: &str, needle: &str) {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let left: Vec<_> = node_processes(lab, node)
+            .into_iter()
+            .filter(|(_, c)| c.contains(needle))
+            .collect();
+        if left.is_empty() {
+            return;
+        }
+        assert!(Instant::now() < deadline, "still running: {left:?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn bounded_exec_stops_floods_and_hangs_from_the_host() {
+    let lab = lab_name("bounded");
+    let _cleanup = Cleanup(lab.clone());
+    let d = docker().await;
+    let mut spec = spec(&lab, 1);
+    spec.nodes[0].probes.clear();
+    d.up(&spec, &NoopObserver).await.unwrap();
+    // The node's own `kill` and `timeout` are no help to anyone.
+    ok(&d, &lab, "n1", &sh("for t in kill timeout pkill; do p=$(command -v $t) && ln -sf /bin/true \"$p\"; done; true")).await;
+
+    // A flood: the first 64 KiB are kept, the rest is not read, the command is killed.
+    let t0 = Instant::now();
+    let out = d
+        .exec(&lab, "n1", &argv(&["cat", "/dev/zero"]), limits())
+        .await
+        .unwrap();
+    eprintln!("flood: stopped after {:?}", t0.elapsed());
+    assert!(out.truncated && !out.timed_out, "{out:?}");
+    assert_eq!(out.stdout.len(), 64 * 1024);
+    assert!(
+        out.combined()
+            .ends_with("output truncated at 64 KiB; the command was stopped")
+    );
+    gone_from_host(&lab, "n1", "cat /dev/zero").await;
+
+    // A flood left behind by a command that ended at once (the exec's own process is gone):
+    // found by its mark and killed too.
+    let out = d
+        .exec(&lab, "n1", &sh("cat /dev/zero & exit 0"), limits())
+        .await
+        .unwrap();
+    assert!(out.truncated, "{out:?}");
+    gone_from_host(&lab, "n1", "cat /dev/zero").await;
+
+    // A hang, with a descendant: killed at the deadline, the tree with it.
+    let deadline = Duration::from_secs(2);
+    let t0 = Instant::now();
+    let out = d
+        .exec(
+            &lab,
+            "n1",
+            &sh("echo started; sleep 31536001 & sleep infinity"),
+            ExecLimits::within(deadline),
+        )
+        .await
+        .unwrap();
+    let took = t0.elapsed();
+    eprintln!("hang: returned after {took:?} (deadline {deadline:?})");
+    assert!(out.timed_out && !out.truncated, "{out:?}");
+    assert_eq!(out.stdout, "started\n");
+    assert!(
+        took >= deadline && took < deadline + Duration::from_secs(3),
+        "{took:?}"
+    );
+    assert!(
+        out.combined()
+            .contains("the command did not finish within 2s; it was stopped"),
+        "{}",
+        out.combined()
+    );
+    gone_from_host(&lab, "n1", "sleep 31536001").await;
+    // Only the node's own init and entrypoint are left.
+    let sleeping = node_processes(&lab, "n1")
+        .into_iter()
+        .filter(|(_, c)| c.contains("sleep infinity"))
+        .count();
+    assert_eq!(sleeping, 2, "{:?}", node_processes(&lab, "n1"));
+
+    // Binary junk and invalid UTF-8: kept lossily, bounded, the command ends normally.
+    let out = d
+        .exec(
+            &lab,
+            "n1",
+            &sh("head -c 20000 /dev/urandom; printf '\\377\\376'"),
+            limits(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(out.exit_code, 0);
+    assert!(!out.truncated && !out.timed_out);
+
+    // A dropped exec (its caller gave up) is stopped too.
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(500),
+        d.exec(&lab, "n1", &argv(&["sleep", "31536002"]), limits()),
+    )
+    .await;
+    assert!(dropped.is_err());
+    gone_from_host(&lab, "n1", "sleep 31536002").await;
+    d.down(&lab).await.unwrap();
+}
+
+#[tokio::test]
+async fn hanging_start_command_fails_the_lab_naming_node_and_command() {
+    let lab = lab_name("starthang");
+    let _cleanup = Cleanup(lab.clone());
+    let d = docker().await.with_start_timeout(Duration::from_secs(2));
+    let mut spec = spec(&lab, 2);
+    spec.nodes[1].start.push(argv(&["sleep", "31536003"]));
+    let t0 = Instant::now();
+    let err = d.up(&spec, &NoopObserver).await.unwrap_err();
+    eprintln!(
+        "hanging start command failed the lab after {:?}",
+        t0.elapsed()
+    );
+    let Error::CommandStopped { node, command, .. } = &err else {
+        panic!("{err}")
+    };
+    assert_eq!((node.as_str(), command.as_str()), ("n2", "sleep 31536003"));
+    assert!(
+        err.to_string().contains("did not finish within 2s"),
+        "{err}"
+    );
+    gone_from_host(&lab, "n2", "sleep 31536003").await;
+    d.down(&lab).await.unwrap();
+    assert_eq!(leftovers(&lab), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn cancelled_up_stops_at_once_and_down_cleans_up() {
+    let lab = lab_name("cancel");
+    let _cleanup = Cleanup(lab.clone());
+    let d = docker().await;
+    let mut spec = spec(&lab, 2);
+    spec.nodes[0].start.push(argv(&["sleep", "31536004"]));
+    let cancel = tokio_util::sync::CancellationToken::new();
+    let trigger = cancel.clone();
+    // Cancelled once every node is wired, while n1's start command hangs.
+    let wired = Mutex::new(0);
+    let observer = move |e: &Event| {
+        if matches!(e.kind, EventKind::NodeWired { .. }) {
+            let mut n = wired.lock().unwrap();
+            *n += 1;
+            if *n == 2 {
+                let t = trigger.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_millis(300)).await;
+                    t.cancel();
+                });
+            }
+        }
+    };
+    let t0 = Instant::now();
+    let err = d
+        .up_cancellable(&spec, &observer, &cancel)
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Cancelled { .. }), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(30), "{:?}", t0.elapsed());
+    gone_from_host(&lab, "n1", "sleep 31536004").await;
+    d.down(&lab).await.unwrap();
+    assert_eq!(leftovers(&lab), Vec::<String>::new());
 }

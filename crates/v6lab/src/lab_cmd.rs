@@ -428,12 +428,23 @@ pub async fn inspect(lab: String, output: Output) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// `v6lab exec`: the command's deadline and the output kept (a terminal is `v6lab shell`).
+const EXEC_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
+const EXEC_OUTPUT_CAP: usize = 16 << 20;
+
 pub async fn exec(lab: String, node: String, command: Vec<String>) -> Result<ExitCode> {
     let docker = connect().await?;
-    let out = docker.exec(&lab, &node, &command).await?;
+    let limits =
+        v6lab_runtime::docker::ExecLimits::within(EXEC_DEADLINE).with_output_cap(EXEC_OUTPUT_CAP);
+    let out = docker.exec(&lab, &node, &command, limits).await?;
     use std::io::Write;
     std::io::stdout().write_all(out.stdout.as_bytes())?;
     std::io::stderr().write_all(out.stderr.as_bytes())?;
+    if let Some(reason) = &out.stopped {
+        eprintln!("v6lab: {reason}");
+        // As timeout(1) does.
+        return Ok(ExitCode::from(124));
+    }
     Ok(ExitCode::from(u8::try_from(out.exit_code).unwrap_or(1)))
 }
 
@@ -557,6 +568,7 @@ pub async fn check(lab: String, exercise: Option<String>, output: Output) -> Res
         &plan,
         exercise.as_deref(),
         v6lab_runtime::exercise::Patience::UntilTimeout,
+        std::time::Instant::now() + v6lab_runtime::exercise::budget(&plan, exercise.as_deref()),
     )
     .await;
     let all = results.iter().all(|e| e.passed);

@@ -949,12 +949,9 @@ async fn signal(sh: &Shared, lab: &str, node: &str, mark: &str, whom: Whom, sig:
     let argv: Vec<String> = ["/bin/sh", "-c", SCRIPT, "v6lab", mark, whom, sig]
         .map(String::from)
         .to_vec();
-    match tokio::time::timeout(SIGNAL_DEADLINE, sh.ctl.docker.exec(lab, node, &argv)).await {
-        Ok(Ok(_)) => {}
-        Ok(Err(e)) => {
-            tracing::debug!(lab, node, error = %e, "ssh: signalling a session's processes");
-        }
-        Err(_) => tracing::info!(lab, node, "ssh: signalling a session's processes timed out"),
+    let limits = v6lab_runtime::docker::ExecLimits::within(SIGNAL_DEADLINE);
+    if let Err(e) = sh.ctl.docker.exec(lab, node, &argv, limits).await {
+        tracing::debug!(lab, node, error = %e, "ssh: signalling a session's processes");
     }
 }
 

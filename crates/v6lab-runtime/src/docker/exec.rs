@@ -1,30 +1,191 @@
-//! Commands inside nodes: captured ([`Docker::exec`]) and interactive with a TTY
+//! Commands inside nodes: captured and bounded ([`Docker::exec`]) and interactive with a TTY
 //! ([`Docker::exec_interactive`]).
 
-use super::{Docker, Error, docker_err, status};
+use super::{Docker, Error, docker_err, kill, status};
 use crate::names;
-use bollard::exec::{CreateExecOptions, ResizeExecOptions, StartExecOptions, StartExecResults};
+use bollard::exec::{CreateExecOptions, ResizeExecOptions};
 use futures::{Stream, StreamExt};
 use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 
+/// Bounds on a captured command ([`Docker::exec`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecLimits {
+    /// Output bytes kept, stdout and stderr together. More output is not read: the command is
+    /// stopped and [`ExecOutput::truncated`] set.
+    pub output_cap: usize,
+    /// Time from the call until the command must have ended; then it is killed and
+    /// [`ExecOutput::timed_out`] set.
+    pub deadline: Duration,
+}
+
+/// Output kept of a captured command unless the caller says otherwise.
+pub const DEFAULT_OUTPUT_CAP: usize = 64 * 1024;
+
+impl ExecLimits {
+    /// The default output cap and this deadline.
+    pub fn within(deadline: Duration) -> Self {
+        ExecLimits {
+            output_cap: DEFAULT_OUTPUT_CAP,
+            deadline,
+        }
+    }
+
+    pub fn with_output_cap(mut self, bytes: usize) -> Self {
+        self.output_cap = bytes;
+        self
+    }
+}
+
 /// What a captured command produced.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecOutput {
+    /// -1 when the command was stopped (see `stopped`).
     pub exit_code: i64,
     pub stdout: String,
     pub stderr: String,
+    /// The output reached the cap: the rest was not read and the command was stopped.
+    #[serde(default)]
+    pub truncated: bool,
+    /// The command did not end before its deadline and was killed.
+    #[serde(default)]
+    pub timed_out: bool,
+    /// Why the command was stopped, for people ("output truncated at 64 KiB; ...").
+    #[serde(default)]
+    pub stopped: Option<String>,
 }
 
 impl ExecOutput {
-    /// stdout then stderr, for messages.
+    /// stdout then stderr, then why the command was stopped, for messages.
     pub fn combined(&self) -> String {
-        match (self.stdout.trim_end(), self.stderr.trim_end()) {
-            (o, "") => o.to_string(),
-            ("", e) => e.to_string(),
-            (o, e) => format!("{o}\n{e}"),
+        let mut parts: Vec<&str> = [self.stdout.trim_end(), self.stderr.trim_end()]
+            .into_iter()
+            .filter(|p| !p.is_empty())
+            .collect();
+        if let Some(s) = &self.stopped {
+            parts.push(s);
+        }
+        parts.join("\n")
+    }
+}
+
+/// "64 KiB", "1 MiB", "100 bytes".
+fn show_bytes(n: usize) -> String {
+    match n {
+        n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
+        n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
+        n => format!("{n} bytes"),
+    }
+}
+
+/// "10s", "1.5s".
+fn show_secs(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s.fract() == 0.0 {
+        format!("{s:.0}s")
+    } else {
+        format!("{s:.1}s")
+    }
+}
+
+/// Splits the engine's multiplexed stream (8-byte headers: stream, 0, 0, 0, length u32 BE)
+/// into stdout and stderr, keeping at most `cap` bytes in all. Pure: fed with whatever the
+/// connection gives, in any pieces.
+#[derive(Debug)]
+struct Demux {
+    cap: usize,
+    header: [u8; 8],
+    header_len: usize,
+    /// Payload bytes left in the current frame, and its stream (2 = stderr).
+    left: usize,
+    stream: u8,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    truncated: bool,
+}
+
+impl Demux {
+    fn new(cap: usize) -> Self {
+        Demux {
+            cap,
+            header: [0; 8],
+            header_len: 0,
+            left: 0,
+            stream: 1,
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            truncated: false,
+        }
+    }
+
+    fn kept(&self) -> usize {
+        self.stdout.len() + self.stderr.len()
+    }
+
+    /// Takes more bytes; false once the output went beyond the cap (stop reading).
+    fn feed(&mut self, mut bytes: &[u8]) -> bool {
+        while !bytes.is_empty() {
+            if self.left == 0 {
+                let n = (8 - self.header_len).min(bytes.len());
+                self.header[self.header_len..self.header_len + n].copy_from_slice(&bytes[..n]);
+                self.header_len += n;
+                bytes = &bytes[n..];
+                if self.header_len == 8 {
+                    self.header_len = 0;
+                    self.stream = self.header[0];
+                    let len = u32::from_be_bytes([
+                        self.header[4],
+                        self.header[5],
+                        self.header[6],
+                        self.header[7],
+                    ]);
+                    self.left = len as usize;
+                }
+                continue;
+            }
+            let n = self.left.min(bytes.len());
+            let room = self.cap - self.kept();
+            let keep = n.min(room);
+            let sink = if self.stream == 2 {
+                &mut self.stderr
+            } else {
+                &mut self.stdout
+            };
+            sink.extend_from_slice(&bytes[..keep]);
+            if keep < n {
+                self.truncated = true;
+                return false;
+            }
+            self.left -= n;
+            bytes = &bytes[n..];
+        }
+        true
+    }
+}
+
+/// Kills an exec's processes if its caller drops it before it ended (a cancelled lab
+/// creation, an abandoned check): the command must not outlive its caller.
+struct StopOnDrop {
+    docker: Docker,
+    exec_id: String,
+    mark: String,
+    armed: bool,
+}
+
+impl Drop for StopOnDrop {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            let (docker, id, mark) = (
+                self.docker.clone(),
+                std::mem::take(&mut self.exec_id),
+                std::mem::take(&mut self.mark),
+            );
+            rt.spawn(async move { docker.stop_exec(&id, &mark).await });
         }
     }
 }
@@ -47,44 +208,136 @@ impl Docker {
         }
     }
 
-    /// Runs `argv` in a node and captures its output and exit code.
-    pub async fn exec(&self, lab: &str, node: &str, argv: &[String]) -> Result<ExecOutput, Error> {
+    /// Runs `argv` in a node and captures its output and exit code, within `limits`: output
+    /// beyond the cap is not read and stops the command; at the deadline the command is
+    /// killed. Either way the command's processes are killed from the host
+    /// ([`kill::kill_tree`]) and the output says why. Memory stays bounded whatever the
+    /// command writes. Dropping the future stops the command too.
+    pub async fn exec(
+        &self,
+        lab: &str,
+        node: &str,
+        argv: &[String],
+        limits: ExecLimits,
+    ) -> Result<ExecOutput, Error> {
+        let deadline = tokio::time::Instant::now() + limits.deadline;
         let container = names::container(lab, node);
-        let created = self
-            .client
-            .create_exec(
-                &container,
-                CreateExecOptions {
-                    cmd: Some(argv.to_vec()),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| self.exec_error(lab, node, e))?;
-        let started = self
-            .client
-            .start_exec(&created.id, Some(StartExecOptions::default()))
-            .await
-            .map_err(|e| self.exec_error(lab, node, e))?;
-        let (mut stdout, mut stderr) = (Vec::new(), Vec::new());
-        if let StartExecResults::Attached { mut output, .. } = started {
-            while let Some(chunk) = output.next().await {
-                match chunk.map_err(docker_err(format!("reading output in {container}")))? {
-                    bollard::container::LogOutput::StdErr { message } => {
-                        stderr.extend_from_slice(&message)
+        let late = || ExecOutput {
+            exit_code: -1,
+            stdout: String::new(),
+            stderr: String::new(),
+            truncated: false,
+            timed_out: true,
+            stopped: Some(format!(
+                "the command did not finish within {}; it was stopped",
+                show_secs(limits.deadline)
+            )),
+        };
+        let mark = kill::new_mark();
+        let create = self.client.create_exec(
+            &container,
+            CreateExecOptions {
+                cmd: Some(argv.to_vec()),
+                attach_stdout: Some(true),
+                attach_stderr: Some(true),
+                env: Some(vec![format!("{}={mark}", kill::MARK_VAR)]),
+                ..Default::default()
+            },
+        );
+        let created = match tokio::time::timeout_at(deadline, create).await {
+            Ok(c) => c.map_err(|e| self.exec_error(lab, node, e))?,
+            Err(_) => return Ok(late()),
+        };
+        let mut guard = StopOnDrop {
+            docker: self.clone(),
+            exec_id: created.id.clone(),
+            mark,
+            armed: true,
+        };
+        let io_err = |context: &str| {
+            let context = format!("{context} ({container})");
+            move |source| Error::Io { context, source }
+        };
+        let mut demux = Demux::new(limits.output_cap);
+        let mut timed_out = false;
+        match tokio::time::timeout_at(deadline, self.hijack(&created.id, false)).await {
+            Err(_) => timed_out = true,
+            Ok(stream) => {
+                let mut stream = stream.map_err(io_err("starting a command"))?;
+                let mut buf = vec![0u8; 32 * 1024];
+                loop {
+                    match tokio::time::timeout_at(deadline, stream.read(&mut buf)).await {
+                        Err(_) => {
+                            timed_out = true;
+                            break;
+                        }
+                        Ok(Ok(0)) => break,
+                        Ok(Ok(n)) => {
+                            if !demux.feed(&buf[..n]) {
+                                break;
+                            }
+                        }
+                        Ok(Err(e)) => return Err(io_err("reading a command's output")(e)),
                     }
-                    other => stdout.extend_from_slice(&other.into_bytes()),
                 }
             }
         }
-        let exit_code = self.exit_code(&created.id, &container).await?;
+        let mut exit_code = -1;
+        if !timed_out && !demux.truncated {
+            let until = deadline.min(tokio::time::Instant::now() + EXIT_CODE_DEADLINE);
+            match tokio::time::timeout_at(until, self.exit_code(&created.id, &container)).await {
+                Ok(code) => exit_code = code?,
+                Err(_) => timed_out = true,
+            }
+        }
+        let stopped = if demux.truncated {
+            Some(format!(
+                "output truncated at {}; the command was stopped",
+                show_bytes(limits.output_cap)
+            ))
+        } else if timed_out {
+            late().stopped
+        } else {
+            None
+        };
+        if stopped.is_some() {
+            // Still armed: a caller dropping this future now does not cut the stop short.
+            self.stop_exec(&created.id, &guard.mark).await;
+        }
+        guard.armed = false;
         Ok(ExecOutput {
             exit_code,
-            stdout: String::from_utf8_lossy(&stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&stderr).into_owned(),
+            stdout: String::from_utf8_lossy(&demux.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&demux.stderr).into_owned(),
+            truncated: demux.truncated,
+            timed_out: timed_out && !demux.truncated,
+            stopped,
         })
+    }
+
+    /// Kills an exec's processes from the host: its own (by the host PID the engine reports,
+    /// while it runs) and those of the node carrying its mark, with their descendants.
+    async fn stop_exec(&self, exec_id: &str, mark: &str) {
+        let info = match self.client.inspect_exec(exec_id).await {
+            Ok(info) => info,
+            Err(e) => {
+                tracing::warn!(exec_id, error = %e, "cannot inspect a command to stop it");
+                return;
+            }
+        };
+        let Some(container_id) = info.container_id else {
+            return;
+        };
+        let roots: Vec<u32> = match (info.running, info.pid) {
+            (Some(true), Some(pid)) if pid > 0 => vec![pid as u32],
+            _ => Vec::new(),
+        };
+        let mark = mark.to_owned();
+        let killed =
+            tokio::task::spawn_blocking(move || kill::kill_tree(&container_id, &roots, &mark))
+                .await
+                .unwrap_or_default();
+        tracing::debug!(exec_id, killed = killed.len(), "stopped a command");
     }
 
     /// The exit code of a finished exec. The engine may still report it running for a moment
@@ -161,7 +414,7 @@ impl Docker {
             .await
             .map_err(|e| self.exec_error(lab, node, e))?;
         let stream = self
-            .hijack(&created.id)
+            .hijack(&created.id, true)
             .await
             .map_err(io_err("attaching a terminal"))?;
         let (mut rd, mut wr) = stream.into_split();
@@ -198,11 +451,12 @@ impl Docker {
         self.exit_code(&created.id, &container).await
     }
 
-    /// `POST /exec/{id}/start` with `Tty: true` on a raw connection to the engine's socket;
-    /// after the `101 UPGRADED` head the connection carries the terminal both ways.
-    async fn hijack(&self, exec_id: &str) -> std::io::Result<UnixStream> {
+    /// `POST /exec/{id}/start` on a raw connection to the engine's socket; after the
+    /// `101 UPGRADED` head the connection carries the terminal both ways (`tty`), or the
+    /// command's multiplexed stdout and stderr ([`Demux`]).
+    async fn hijack(&self, exec_id: &str, tty: bool) -> std::io::Result<UnixStream> {
         let mut stream = UnixStream::connect(&self.socket).await?;
-        let body = r#"{"Detach":false,"Tty":true}"#;
+        let body = format!(r#"{{"Detach":false,"Tty":{tty}}}"#);
         let request = format!(
             "POST /v{}/exec/{exec_id}/start HTTP/1.1\r\nHost: docker\r\n\
              Content-Type: application/json\r\nConnection: Upgrade\r\nUpgrade: tcp\r\n\
@@ -240,5 +494,78 @@ impl Docker {
             head.lines().next().unwrap_or_default(),
             String::from_utf8_lossy(&rest).trim()
         )))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frame(stream: u8, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![stream, 0, 0, 0];
+        f.extend_from_slice(&(payload.len() as u32).to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    #[test]
+    fn demux_splits_streams_fed_in_any_pieces() {
+        let mut wire = frame(1, b"out1 ");
+        wire.extend(frame(2, b"err"));
+        wire.extend(frame(1, b"out2"));
+        for piece in [1, 3, 7, wire.len()] {
+            let mut d = Demux::new(1024);
+            for chunk in wire.chunks(piece) {
+                assert!(d.feed(chunk));
+            }
+            assert_eq!(d.stdout, b"out1 out2");
+            assert_eq!(d.stderr, b"err");
+            assert!(!d.truncated);
+        }
+    }
+
+    #[test]
+    fn demux_keeps_the_cap_and_stops_beyond_it() {
+        // Exactly the cap is not truncated.
+        let mut d = Demux::new(8);
+        assert!(d.feed(&frame(1, b"12345678")));
+        assert!(!d.truncated);
+        // One byte more is.
+        let mut d = Demux::new(8);
+        assert!(d.feed(&frame(1, b"1234")));
+        assert!(!d.feed(&frame(2, b"56789")));
+        assert!(d.truncated);
+        assert_eq!(
+            (d.stdout.as_slice(), d.stderr.as_slice()),
+            (&b"1234"[..], &b"5678"[..])
+        );
+        // A frame announcing 4 GiB allocates nothing up front.
+        let mut d = Demux::new(16);
+        let mut huge = vec![1, 0, 0, 0, 0xff, 0xff, 0xff, 0xff];
+        huge.extend_from_slice(&[0u8; 64]);
+        assert!(!d.feed(&huge));
+        assert_eq!(d.stdout.len(), 16);
+        assert!(d.stdout.capacity() < 1024);
+    }
+
+    #[test]
+    fn output_names_why_a_command_was_stopped() {
+        let out = ExecOutput {
+            exit_code: -1,
+            stdout: "yyy\n".into(),
+            stderr: String::new(),
+            truncated: true,
+            timed_out: false,
+            stopped: Some("output truncated at 64 KiB; the command was stopped".into()),
+        };
+        assert_eq!(
+            out.combined(),
+            "yyy\noutput truncated at 64 KiB; the command was stopped"
+        );
+        assert_eq!(show_bytes(DEFAULT_OUTPUT_CAP), "64 KiB");
+        assert_eq!(show_bytes(4 << 20), "4 MiB");
+        assert_eq!(show_bytes(100), "100 bytes");
+        assert_eq!(show_secs(Duration::from_secs(10)), "10s");
+        assert_eq!(show_secs(Duration::from_millis(1500)), "1.5s");
     }
 }
