@@ -222,11 +222,10 @@ cmd_up() {
     # lacks, so --privileged fails), all devices, no seccomp, writable /proc/sys and /sys.
     docker run -d --name "$n" --hostname "$n" --label dev.v6lab.k8s-test=1 --init \
       --cap-add ALL --cap-drop SYS_RESOURCE \
-      --security-opt seccomp=unconfined --security-opt apparmor=unconfined --security-opt systempaths=unconfined \
+      --security-opt seccomp=unconfined --security-opt systempaths=unconfined \
       --device-cgroup-rule 'a *:* rwm' --device /dev/kmsg --device /dev/net/tun --cgroupns=private \
       --network "$K8S_NET" --ip "$(node_ip "$n")" \
       -v /var --tmpfs /run:rw,exec,mode=755,size=256m --tmpfs /tmp:rw,exec \
-      -v /lib/modules:/lib/modules:ro \
       -v "$bin/kubelet:/usr/local/bin/kubelet:ro" \
       -v "$K8S_STATE/nodes/$n:/k8s:ro" -v "$K8S_STATE/images:/k8s/images:ro" \
       "$node_ref" /k8s/entry.sh >/dev/null

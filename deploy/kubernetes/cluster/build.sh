@@ -20,7 +20,7 @@ flock 9
 if [ -x "$bin/kubelet" ]; then echo "$bin"; exit 0; fi   # built while we waited
 
 t0=$(date +%s)
-apt_install golang-1.19-go make gcc libc6-dev
+apt_install golang-1.19-go make gcc libc6-dev rsync   # make uses rsync for its tools
 [ -x "$K8S_GO/go" ] || die "Go 1.19 missing at $K8S_GO after installing golang-1.19-go"
 
 # The source package, through a private apt source list (the host's apt configuration keeps no
