@@ -153,17 +153,23 @@ cmd_up() {
     esac
   done
   docker info >/dev/null 2>&1 || die "the Docker engine is not running (bash deploy/setup.sh starts it)"
-  bin=$("$cl/build.sh")
+  # The node images (mmdebstrap, mostly I/O) build while Kubernetes compiles.
+  local imgout
+  imgout=$(mktemp)
+  "$cl/images.sh" >"$imgout" &
+  local imgpid=$!
+  bin=$("$cl/build.sh") || { wait "$imgpid" || true; rm -f "$imgout"; die "the Kubernetes build failed"; }
+  wait "$imgpid" || { rm -f "$imgout"; die "the node images could not be built"; }
+  node_ref=$(cat "$imgout"); rm -f "$imgout"
   if [ -f "$K8S_STATE/cluster.env" ] && pid_of kube-apiserver >/dev/null && all_nodes_ready; then
     log "already up"; echo "$K8S_KUBECONFIG"; return 0
   fi
   [ -d "$K8S_STATE" ] && { log "cleaning up a previous, incomplete cluster"; cmd_down; }
-  local t0 ref node_ref n
+  local t0 ref n
   t0=$(date +%s.%N)
   ref=$(lab_image)
   [ -n "$ref" ] || die "no lab image: build it with ./target/debug/v6lab images build, or pass --image REF"
   docker image inspect "$ref" >/dev/null 2>&1 || die "image $ref is not in the Docker engine"
-  node_ref=$("$cl/images.sh")
   check_free
 
   mkdir -p "$K8S_STATE/run" "$K8S_STATE/images"
