@@ -76,7 +76,7 @@ all_nodes_ready() {
 
 write_node_config() { # NODE: the files bind-mounted read-only at /k8s in the node container
   local n=$1 d=$K8S_STATE/nodes/$1 routes="" m
-  mkdir -p "$d"
+  mkdir -p "$d/images"   # mount point of the shared image archives
   for m in $K8S_NODES; do [ "$m" = "$n" ] || routes="$routes $(node_pods "$m"),$(node_ip "$m")"; done
   cat >"$d/node.env" <<E
 NODE_NAME=$n
