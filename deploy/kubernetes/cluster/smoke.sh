@@ -106,6 +106,8 @@ capeff=$(ex lab-a awk '/^CapEff/ {print $2}' /proc/self/status)
 (( (0x$capeff >> 12) & 1 && (0x$capeff >> 13) & 1 )) || fail "lab pod lacks NET_ADMIN/NET_RAW (CapEff $capeff)"
 (( ((0x$capeff >> 21) & 1) == 0 )) || fail "lab pod has SYS_ADMIN (CapEff $capeff)"
 ok "capabilities NET_ADMIN+NET_RAW, not SYS_ADMIN (CapEff $capeff)"
+if ex bb-b ip link set lo mtu 1400 >/dev/null 2>&1; then fail "a pod without NET_ADMIN could change a link"; fi
+ok "a pod without NET_ADMIN cannot change its links"
 
 ip_a=$(kc get pod lab-a -o jsonpath='{.status.podIP}')
 ip_b=$(kc get pod lab-b -o jsonpath='{.status.podIP}')
