@@ -57,12 +57,13 @@ lab_image() {
 
 # Nothing of ours may overlap a route or Docker network already there.
 check_free() {
-  local c
+  local c r
   if docker network inspect "$K8S_NET" >/dev/null 2>&1; then return 0; fi
   for c in $K8S_NET_CIDR $K8S_POD_CIDR $K8S_SERVICE_CIDR; do
-    if ip -4 route show match "$c" table all 2>/dev/null | grep -vE '^(default|local|broadcast) ' | grep -q .; then
-      die "$c overlaps a route on this host ($(ip -4 route show match "$c" | head -n1)); the test cluster needs it free"
-    fi
+    # Routes containing the range (but the default route) or inside it.
+    r=$( { ip -4 route show match "$c" table all; ip -4 route show root "$c" table all; } 2>/dev/null \
+         | grep -vE '^(default|local|broadcast) ' | head -n1 || true)
+    [ -z "$r" ] || die "$c overlaps the route '$r' on this host; the test cluster needs it free"
   done
 }
 
@@ -283,6 +284,10 @@ cmd_status() {
   echo "build cache: $(ls "$K8S_CACHE/bin" 2>/dev/null | tr '\n' ' ')"
 }
 
+# One `up` or `down` at a time on this host.
+mkdir -p /run/lock
+exec 7>/run/lock/v6lab-test-cluster.lock
+case ${1:-} in up | down) flock 7 ;; esac
 case ${1:-} in
   up) shift; cmd_up "$@" ;;
   down) shift; cmd_down "$@" ;;
