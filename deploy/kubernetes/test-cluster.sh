@@ -27,7 +27,8 @@ pid_of() { # NAME -> pid if running
 }
 start() { # NAME ARGS...: starts $bin/NAME in the background, logging to run/NAME.log
   local name=$1; shift
-  nohup "$bin/$name" "$@" >"$K8S_STATE/run/$name.log" 2>&1 </dev/null &
+  # fd 7 (the up/down lock) is closed: a daemon holding it would block every later `down`.
+  nohup "$bin/$name" "$@" >"$K8S_STATE/run/$name.log" 2>&1 </dev/null 7>&- &
   echo $! >"$K8S_STATE/run/$name.pid"
 }
 stop() { # NAME: TERM, then KILL after 10 s
