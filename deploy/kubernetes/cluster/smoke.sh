@@ -7,7 +7,8 @@
 #  3. a VXLAN link between the two pods carrying IPv6 unicast and ff02::1 multicast;
 #  4. /dev/net/tun in a pod (what tayga needs): through a hostPath CharDevice volume, and made by
 #     the pod itself with mknod (no volume);
-#  5. a sysctl outside the kubelet's allowed list is refused (SysctlForbidden).
+#  5. a sysctl outside the kubelet's allowed list is refused (SysctlForbidden);
+#  6. a custom resource is written and watched, and the apiserver stays up.
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 . "$here/common.sh"
@@ -16,6 +17,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 bin=$(sed -n 's/^BIN=//p' "$K8S_STATE/cluster.env")
 image=$(sed -n 's/^LAB_IMAGE=//p' "$K8S_STATE/cluster.env")
 ns=v6lab-smoke-$$
+crd_group=s$$.smoke.v6lab.dev
 kc() { "$bin/kubectl" --kubeconfig "$K8S_KUBECONFIG" -n "$ns" "$@"; }
 ex() { local pod=$1; shift; kc exec "$pod" -- "$@"; }
 t0=$(date +%s.%N)
@@ -23,11 +25,14 @@ ok() { awk -v a="$t0" -v b="$(date +%s.%N)" -v m="$*" 'BEGIN { printf "smoke: ok
 fail() { echo "smoke: FAIL $*" >&2; exit 1; }
 cleanup() {
   local c0=$(date +%s.%N)
-  # Pods first (in parallel, 1 s grace: `sleep` ignores SIGTERM), then the empty namespace: a
-  # namespace deleted with terminating pods in it is retried with a backoff and takes far longer.
+  # Pods and the custom resource first (pods in parallel, 1 s grace: `sleep` ignores SIGTERM),
+  # then the empty namespace, then the CRD: a namespace deleted with content still in it is
+  # retried with a backoff and takes far longer.
   kc delete pods --all --grace-period=1 --wait=false >/dev/null 2>&1 || true
   kc wait --for=delete pod --all --timeout=60s >/dev/null 2>&1 || true
+  kc delete "probes.$crd_group" --all >/dev/null 2>&1 || true
   "$bin/kubectl" --kubeconfig "$K8S_KUBECONFIG" delete namespace "$ns" --wait=true --timeout=120s >/dev/null 2>&1 || true
+  "$bin/kubectl" --kubeconfig "$K8S_KUBECONFIG" delete crd "probes.$crd_group" --ignore-not-found >/dev/null 2>&1 || true
   awk -v a="$c0" -v b="$(date +%s.%N)" 'BEGIN { printf "smoke: cleanup (pods, namespace) %.1f s\n", b - a }'
 }
 [ -n "${SMOKE_KEEP:-}" ] || trap cleanup EXIT   # SMOKE_KEEP=1 leaves the namespace for inspection
@@ -148,4 +153,28 @@ for _ in $(seq 1 60); do
 done
 [ "$reason" = SysctlForbidden ] || fail "a pod with net.core.somaxconn was not refused (reason '$reason')"
 ok "a sysctl outside allowedUnsafeSysctls is refused: $reason"
+
+# A custom resource written and watched: the apiserver survives it (the vendor patch's purpose).
+cat <<Y | "$bin/kubectl" --kubeconfig "$K8S_KUBECONFIG" apply -f - >/dev/null
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata: {name: "probes.$crd_group"}
+spec:
+  group: "$crd_group"
+  scope: Namespaced
+  names: {plural: probes, singular: probe, kind: Probe}
+  versions:
+  - name: v1
+    served: true
+    storage: true
+    schema: {openAPIV3Schema: {type: object, x-kubernetes-preserve-unknown-fields: true}}
+Y
+"$bin/kubectl" --kubeconfig "$K8S_KUBECONFIG" wait --for=condition=Established "crd/probes.$crd_group" --timeout=30s >/dev/null \
+  || fail "the test CRD was not established"
+printf 'apiVersion: %s/v1\nkind: Probe\nmetadata: {name: p1}\ndata: {a: [1, 2], b: {c: d}}\n' "$crd_group" | kc apply -f - >/dev/null \
+  || fail "cannot create a custom resource"
+kc get --raw "/apis/$crd_group/v1/namespaces/$ns/probes?watch=1&timeoutSeconds=2" | grep -q '"name":"p1"' \
+  || fail "watching the custom resource did not show it"
+kc get --raw /readyz >/dev/null || fail "the apiserver is not ready after a custom-resource write and watch"
+ok "a custom resource written and watched; the apiserver stays up"
 echo "smoke: all checks passed"
