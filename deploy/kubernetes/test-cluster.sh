@@ -31,11 +31,11 @@ start() { # NAME ARGS...: starts $bin/NAME in the background, logging to run/NAM
   nohup "$bin/$name" "$@" >"$K8S_STATE/run/$name.log" 2>&1 </dev/null 7>&- &
   echo $! >"$K8S_STATE/run/$name.pid"
 }
-stop() { # NAME: TERM, then KILL after 10 s
+stop() { # NAME [SECONDS]: TERM, then KILL after SECONDS (10)
   local p i
   p=$(pid_of "$1") || { rm -f "$K8S_STATE/run/$1.pid"; return 0; }
   kill "$p" 2>/dev/null || true
-  for i in $(seq 1 100); do [ -d "/proc/$p" ] || break; sleep 0.1; done
+  for i in $(seq 1 $(( ${2:-10} * 10 ))); do [ -d "/proc/$p" ] || break; sleep 0.1; done
   [ -d "/proc/$p" ] && kill -9 "$p" 2>/dev/null || true
   for i in $(seq 1 50); do [ -d "/proc/$p" ] || break; sleep 0.1; done
   rm -f "$K8S_STATE/run/$1.pid"
@@ -255,7 +255,8 @@ cmd_down() {
   # network namespaces, mounts and cgroups live inside it and go with it.
   for c in $(docker ps -aq --filter label=dev.v6lab.k8s-test=1); do docker rm -f -v "$c" >/dev/null; done
   docker network inspect "$K8S_NET" >/dev/null 2>&1 && docker network rm "$K8S_NET" >/dev/null
-  for n in kube-scheduler kube-controller-manager kube-apiserver etcd; do stop "$n"; done
+  # The apiserver drains its watches for up to a minute on TERM; its state is discarded anyway.
+  stop kube-scheduler; stop kube-controller-manager; stop kube-apiserver 2; stop etcd
   if [ -f "$K8S_STATE/host-sysctls" ]; then
     while IFS= read -r s; do sysctl -qw "$s" || log "could not restore $s"; done <"$K8S_STATE/host-sysctls"
   fi
