@@ -24,9 +24,7 @@ pub const DEFAULT_IPV4_POOLS: [&str; 4] = [
     "203.0.113.0/24",
     "198.18.0.0/15",
 ];
-pub const DEFAULT_MEMORY: u64 = 256 << 20;
-pub const DEFAULT_PIDS: u32 = 256;
-pub const DEFAULT_CPUS: f64 = 1.0;
+pub use crate::policy::{DEFAULT_CPUS, DEFAULT_MEMORY, DEFAULT_PIDS, LimitsPlan};
 /// Default timeout of a check.
 pub const DEFAULT_CHECK_TIMEOUT_SECS: u64 = 5;
 
@@ -164,13 +162,6 @@ pub struct RoutePlan {
     pub via: IpAddr,
     /// Why the route exists: `static` (written by the trainer), `default`, `nat64`.
     pub origin: String,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct LimitsPlan {
-    pub memory_bytes: u64,
-    pub pids: u32,
-    pub cpus: f64,
 }
 
 /// A set-up step of a node: a script plus the readiness probes that show it worked.

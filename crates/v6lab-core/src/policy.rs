@@ -7,12 +7,24 @@
 //! the process uses it ([`current`]). Without one, [`Policy::default`] applies.
 
 use crate::diagnostic::Diagnostic;
-use crate::plan::{DEFAULT_CPUS, DEFAULT_MEMORY, DEFAULT_PIDS};
 use crate::sp::{Loc, Sp};
 use crate::topology::Topology;
 use crate::values;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::sync::OnceLock;
+
+/// A node's limits when its topology gives none (lowered to the policy's per-node maxima).
+pub const DEFAULT_MEMORY: u64 = 256 << 20;
+pub const DEFAULT_PIDS: u32 = 256;
+pub const DEFAULT_CPUS: f64 = 1.0;
+
+/// A node's resource limits, as planned.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LimitsPlan {
+    pub memory_bytes: u64,
+    pub pids: u32,
+    pub cpus: f64,
+}
 
 /// Where the administrator's policy file is looked for when no `--policy` is given.
 pub const DEFAULT_FILE: &str = "/etc/v6lab/policy.yaml";
@@ -168,8 +180,8 @@ impl Policy {
     }
 
     /// Limits of a node that sets none: the defaults, lowered to the node maxima.
-    pub fn node_defaults(&self) -> crate::plan::LimitsPlan {
-        crate::plan::LimitsPlan {
+    pub fn node_defaults(&self) -> LimitsPlan {
+        LimitsPlan {
             memory_bytes: DEFAULT_MEMORY.min(self.node.memory_bytes),
             pids: DEFAULT_PIDS.min(self.node.pids),
             cpus: DEFAULT_CPUS.min(self.node.cpus),
