@@ -15,9 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
-use v6lab_runtime::docker::{self, Docker, ExecLimits, ExecOutput, NoopObserver};
-use v6lab_runtime::exercise::{ExerciseResult, NodeExec, Patience};
+use v6lab_runtime::exercise::{ExerciseResult, Patience};
 use v6lab_runtime::from_plan::{Apply, lab_spec};
+use v6lab_runtime::runtime::{
+    self, BoxFuture, Ensured, ExecLimits, ExecOutput, ImageError, ImageList, LabStatus, LabSummary,
+    NoopObserver, Observer, Pipes, Recipe, Removed, Runtime, Streamed, Terminal,
+};
+use v6lab_runtime::spec::LabSpec;
 
 /// Commands run in nodes at once by the controller (checks, reading topologies back), across
 /// all labs: a room of hostile labs cannot make the controller run more.
@@ -116,17 +120,17 @@ struct Gated<'a> {
     until: Instant,
 }
 
-impl NodeExec for Gated<'_> {
-    async fn exec_in(
+impl Gated<'_> {
+    async fn exec(
         &self,
         lab: &str,
         node: &str,
         argv: &[String],
         limits: ExecLimits,
-    ) -> Result<ExecOutput, docker::Error> {
+    ) -> Result<ExecOutput, runtime::Error> {
         let until = tokio::time::Instant::from_std(self.until);
         let Ok(Ok(_permit)) = tokio::time::timeout_at(until, self.ctl.execs.acquire()).await else {
-            return Err(docker::Error::Io {
+            return Err(runtime::Error::Io {
                 context: format!("running a command in node {node} of lab {lab}"),
                 source: std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
@@ -144,12 +148,90 @@ impl NodeExec for Gated<'_> {
         }
         m.execs_running.fetch_add(1, Ordering::Relaxed);
         let running = Running(&m.execs_running);
-        let out = self.ctl.docker.exec(lab, node, argv, limits).await;
+        let out = self.ctl.runtime.exec(lab, node, argv, limits).await;
         drop(running);
         if matches!(&out, Ok(o) if o.stopped.is_some()) {
             m.execs_stopped.fetch_add(1, Ordering::Relaxed);
         }
         out
+    }
+}
+
+/// The controller's runtime with its commands gated; everything else passes through.
+impl Runtime for Gated<'_> {
+    fn up<'a>(
+        &'a self,
+        spec: &'a LabSpec,
+        observer: &'a dyn Observer,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<(), runtime::Error>> {
+        self.ctl.runtime.up(spec, observer, cancel)
+    }
+
+    fn down<'a>(&'a self, lab: &'a str) -> BoxFuture<'a, Result<Removed, runtime::Error>> {
+        self.ctl.runtime.down(lab)
+    }
+
+    fn down_all(&self) -> BoxFuture<'_, Result<Removed, runtime::Error>> {
+        self.ctl.runtime.down_all()
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<LabSummary>, runtime::Error>> {
+        self.ctl.runtime.list()
+    }
+
+    fn inspect<'a>(&'a self, lab: &'a str) -> BoxFuture<'a, Result<LabStatus, runtime::Error>> {
+        self.ctl.runtime.inspect(lab)
+    }
+
+    fn stray_labs(&self) -> BoxFuture<'_, Result<BTreeSet<String>, runtime::Error>> {
+        self.ctl.runtime.stray_labs()
+    }
+
+    fn exec<'a>(
+        &'a self,
+        lab: &'a str,
+        node: &'a str,
+        argv: &'a [String],
+        limits: ExecLimits,
+    ) -> BoxFuture<'a, Result<ExecOutput, runtime::Error>> {
+        Box::pin(Gated::exec(self, lab, node, argv, limits))
+    }
+
+    fn exec_interactive<'a>(
+        &'a self,
+        lab: &'a str,
+        node: &'a str,
+        argv: &'a [String],
+        term: Terminal<'a>,
+    ) -> BoxFuture<'a, Result<i64, runtime::Error>> {
+        self.ctl.runtime.exec_interactive(lab, node, argv, term)
+    }
+
+    fn exec_streamed<'a>(
+        &'a self,
+        lab: &'a str,
+        node: &'a str,
+        argv: &'a [String],
+        pipes: Pipes<'a>,
+        deadline: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Streamed, runtime::Error>> {
+        self.ctl
+            .runtime
+            .exec_streamed(lab, node, argv, pipes, deadline)
+    }
+
+    fn ensure_image<'a>(
+        &'a self,
+        recipe: &'a Recipe,
+        force: bool,
+        progress: &'a (dyn Fn(&str) + Send + Sync),
+    ) -> BoxFuture<'a, Result<Ensured, ImageError>> {
+        self.ctl.runtime.ensure_image(recipe, force, progress)
+    }
+
+    fn images(&self) -> BoxFuture<'_, Result<ImageList, ImageError>> {
+        self.ctl.runtime.images()
     }
 }
 
@@ -204,7 +286,8 @@ pub struct Config {
 
 pub struct Controller {
     pub store: Store,
-    pub docker: Docker,
+    /// The engine the labs run on (Docker in production, a fake in tests).
+    pub runtime: Arc<dyn Runtime>,
     pub cfg: Config,
     pub metrics: Metrics,
     pub events: broadcast::Sender<EventRow>,
@@ -232,7 +315,7 @@ impl Drop for BusyGuard {
 }
 
 impl Controller {
-    pub fn new(store: Store, docker: Docker, cfg: Config) -> Arc<Controller> {
+    pub fn new(store: Store, runtime: impl Runtime + 'static, cfg: Config) -> Arc<Controller> {
         let (events, _) = broadcast::channel(1024);
         let metrics = Metrics::default();
         metrics
@@ -245,7 +328,7 @@ impl Controller {
             checks: Mutex::new(CheckGate::default()),
             creations: Mutex::new(BTreeMap::new()),
             store,
-            docker,
+            runtime: Arc::new(runtime),
             cfg,
             metrics,
             events,
@@ -374,9 +457,9 @@ impl Controller {
         // link seen here whose lab has no container in the listing below is truly left over
         // (read the other way round, a lab created between the two reads would look like
         // leftover links and be swept from under whoever is making it).
-        let with_links = self.docker.labs_with_links().await;
+        let with_links = self.runtime.stray_labs().await;
         let observed: Vec<Observed> = self
-            .docker
+            .runtime
             .list()
             .await
             .map_err(|e| e.to_string())?
@@ -508,7 +591,7 @@ impl Controller {
 
     /// Removes a lab's runtime objects; false (and an error event) when the runtime refused.
     async fn remove(&self, lab: &str) -> bool {
-        match self.docker.down(lab).await {
+        match self.runtime.down(lab).await {
             Ok(_) => {
                 self.metrics.labs_deleted.fetch_add(1, Ordering::Relaxed);
                 true
@@ -579,10 +662,10 @@ impl Controller {
                 );
             }
             Ok(()) => {
-                let _ = self.docker.down(lab).await;
+                let _ = self.runtime.down(lab).await;
             }
             Err(_) if !still_wanted || cancel.is_cancelled() => {
-                let _ = self.docker.down(lab).await;
+                let _ = self.runtime.down(lab).await;
                 self.event(
                     Some(lab),
                     row.class.as_deref(),
@@ -594,7 +677,7 @@ impl Controller {
                 self.metrics
                     .lab_create_failures
                     .fetch_add(1, Ordering::Relaxed);
-                let _ = self.docker.down(lab).await;
+                let _ = self.runtime.down(lab).await;
                 let retry = now() + reconcile::backoff(row.attempts + 1);
                 let _ = self.store.set_state(lab, LabState::Failed, Some(&e), retry);
                 self.event(
@@ -612,7 +695,7 @@ impl Controller {
 
     async fn bring_up(&self, row: &LabRow, cancel: &CancellationToken) -> Result<(), String> {
         // Whatever a previous attempt or a crash left is removed first.
-        self.docker
+        self.runtime
             .down(&row.name)
             .await
             .map_err(|e| e.to_string())?;
@@ -632,14 +715,14 @@ impl Controller {
             apply,
         );
         spec.owner = self.cfg.owner.clone();
-        self.docker
-            .up_cancellable(&spec, &NoopObserver, cancel)
+        self.runtime
+            .up(&spec, &NoopObserver, cancel)
             .await
             .map_err(|e| e.to_string())
     }
 
     async fn adopt(&self, lab: &str) {
-        let st = match self.docker.inspect(lab).await {
+        let st = match self.runtime.inspect(lab).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(lab, error = %e, "cannot adopt");

@@ -6,8 +6,10 @@
 
 pub mod docker;
 pub mod exercise;
+pub mod fake;
 pub mod from_plan;
 pub mod images;
 pub mod names;
 pub mod netlink;
+pub mod runtime;
 pub mod spec;

@@ -363,12 +363,7 @@ pub async fn events(remote: Remote, follow: bool, output: Output) -> Result<Exit
     }
     let mut resp = client
         .http
-        .send(
-            Method::GET,
-            "/api/events?follow=true",
-            &client.token,
-            None,
-        )
+        .send(Method::GET, "/api/events?follow=true", &client.token, None)
         .await?;
     if !resp.status().is_success() {
         bail!("the controller refused ({})", resp.status());
@@ -406,8 +401,7 @@ pub async fn check_class(remote: Remote, class: String, output: Output) -> Resul
         .map(|(lab, _)| format!("/api/labs/{lab}/checks"))
         .collect();
     let results: Vec<Result<CheckRun>> =
-        futures::future::join_all(paths.iter().map(|p| client.call(Method::POST, p)))
-            .await;
+        futures::future::join_all(paths.iter().map(|p| client.call(Method::POST, p))).await;
     if output == Output::Json {
         /// A lab's line of `check --class --output json`.
         #[derive(Serialize)]
