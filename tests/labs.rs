@@ -316,3 +316,47 @@ fn invalid_topology_changes_nothing() {
     assert_eq!(leftovers(&name), Vec::<String>::new());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn policy_refuses_large_limits_and_foreign_images_before_anything_exists() {
+    let dir = std::env::temp_dir().join(format!("v6lab-policy-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let f = dir.join("greedy.yaml");
+    std::fs::write(
+        &f,
+        "name: greedy\nsegments: {lan: ipv6-only}\nnodes:\n  h1:\n    role: host\n    image: docker.io/library/alpine\n    interfaces: {eth1: lan}\n    limits: {memory: 3GiB}\n",
+    )
+    .unwrap();
+    let policy = dir.join("policy.yaml");
+    std::fs::write(&policy, "node: {memory: 2GiB}\n").unwrap();
+    let name = lab_name("policy");
+    let (file, policy) = (f.to_str().unwrap(), policy.to_str().unwrap());
+    let o = v6lab(&["up", file, "--name", &name, "--policy", policy]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("greedy.yaml:6:12"), "{err}");
+    assert!(
+        err.contains("image `docker.io/library/alpine` is not allowed"),
+        "{err}"
+    );
+    assert!(err.contains("greedy.yaml:8:22"), "{err}");
+    assert!(err.contains("above the maximum of 2GiB per node"), "{err}");
+    assert!(err.contains(policy), "the hint names the policy: {err}");
+    assert_eq!(leftovers(&name), Vec::<String>::new());
+
+    // Allowing the image leaves the limit; `validate` says the same as `up`.
+    let o = v6lab(&[
+        "validate",
+        file,
+        "--policy",
+        policy,
+        "--allow-image",
+        "docker.io/library/alpine",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(!err.contains("not allowed"), "{err}");
+    assert!(err.contains("greedy.yaml:8:22"), "{err}");
+    assert_eq!(leftovers(&name), Vec::<String>::new());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

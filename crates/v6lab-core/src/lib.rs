@@ -9,6 +9,7 @@ pub mod diagnostic;
 pub mod graph;
 pub mod load;
 pub mod plan;
+pub mod policy;
 pub mod render;
 pub mod report;
 pub mod schema;
@@ -20,4 +21,5 @@ pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use load::Source;
-pub use plan::{Plan, plan_source};
+pub use plan::{Plan, plan_source, plan_source_with};
+pub use policy::Policy;

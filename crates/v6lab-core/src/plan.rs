@@ -5,6 +5,7 @@
 
 use crate::diagnostic::{Diagnostic, Diagnostics};
 use crate::load::Source;
+use crate::policy::Policy;
 use crate::sp::{Loc, Sp};
 use crate::structure::did_you_mean;
 use crate::topology::{self as t, Family, IpFamily, RaMode, Role, Topology};
@@ -327,10 +328,18 @@ impl NodePlan {
     }
 }
 
-/// Validates and plans a topology. All problems are reported together.
+/// Validates and plans a topology against the process's policy ([`crate::policy::current`]).
+/// All problems are reported together.
 pub fn build(src: &Source, topo: &Topology) -> Result<Plan, Diagnostics> {
+    build_with(src, topo, crate::policy::current())
+}
+
+/// Validates and plans a topology against `policy`. All problems are reported together.
+pub fn build_with(src: &Source, topo: &Topology, policy: &Policy) -> Result<Plan, Diagnostics> {
     let mut p = Planner::new(topo);
+    p.default_limits = policy.node_defaults();
     let plan = p.run(src);
+    p.diags.extend(crate::policy::check(topo, policy));
     if p.diags.is_empty() {
         Ok(plan)
     } else {
@@ -338,10 +347,19 @@ pub fn build(src: &Source, topo: &Topology) -> Result<Plan, Diagnostics> {
     }
 }
 
-/// Parses, validates and plans in one call.
+/// Parses, validates and plans in one call, against the process's policy.
 pub fn plan_source(file: &str, bytes: &[u8]) -> Result<(Source, Plan), (Source, Diagnostics)> {
+    plan_source_with(file, bytes, crate::policy::current())
+}
+
+/// Parses, validates and plans in one call, against `policy`.
+pub fn plan_source_with(
+    file: &str,
+    bytes: &[u8],
+    policy: &Policy,
+) -> Result<(Source, Plan), (Source, Diagnostics)> {
     let (src, topo) = crate::load::parse(file, bytes)?;
-    match build(&src, &topo) {
+    match build_with(&src, &topo, policy) {
         Ok(plan) => Ok((src, plan)),
         Err(d) => Err((src, d)),
     }
@@ -352,6 +370,8 @@ pub(crate) struct Planner<'t> {
     diags: Vec<Diagnostic>,
     seg_index: HashMap<&'t str, usize>,
     node_index: HashMap<&'t str, usize>,
+    /// Limits of nodes that set none: the defaults, within the policy's maxima.
+    default_limits: LimitsPlan,
 }
 
 /// Where a prefix came from, for overlap messages.
@@ -368,6 +388,7 @@ impl<'t> Planner<'t> {
             diags: Vec::new(),
             seg_index: HashMap::new(),
             node_index: HashMap::new(),
+            default_limits: Policy::default().node_defaults(),
         }
     }
 
@@ -1153,11 +1174,7 @@ impl<'t> Planner<'t> {
     }
 
     fn limits(&mut self, l: Option<&t::Limits>) -> LimitsPlan {
-        let mut out = LimitsPlan {
-            memory_bytes: DEFAULT_MEMORY,
-            pids: DEFAULT_PIDS,
-            cpus: DEFAULT_CPUS,
-        };
+        let mut out = self.default_limits;
         let Some(l) = l else { return out };
         if let Some(m) = &l.memory {
             match values::parse_size(m) {

@@ -1,7 +1,8 @@
 //! The Docker runtime: realizes a [`LabSpec`] on one host's Docker engine.
 //!
-//! - Every node is a container (`network_mode: none`, `init: true`, NET_ADMIN + NET_RAW, never
-//!   privileged, limits, labels `dev.v6lab.*`) named `v6lab-<lab>_<node>`.
+//! - Every node is a container (`network_mode: none`, `init: true`, every capability dropped but
+//!   [`crate::spec::NODE_CAPABILITIES`], `no-new-privileges`, never privileged, limits, size-limited
+//!   scratch file systems, labels `dev.v6lab.*`) named `v6lab-<lab>_<node>`.
 //! - Every segment is a host bridge and every interface a veth pair made through netlink
 //!   ([`crate::netlink`]); names derive from the lab hash ([`crate::names`]).
 //! - Everything is found again by label and name prefix, so [`Docker::down`] works whatever
@@ -20,7 +21,9 @@ use crate::runtime::{
 };
 use crate::spec::{LabSpec, NodeSpec};
 use bollard::errors::Error as BollardError;
-use bollard::models::{ContainerCreateBody, ContainerSummary, DeviceMapping, HostConfig};
+use bollard::models::{
+    ContainerCreateBody, ContainerSummary, DeviceMapping, HostConfig, ResourcesUlimits,
+};
 use bollard::query_parameters::{
     CreateContainerOptionsBuilder, ListContainersOptionsBuilder, RemoveContainerOptionsBuilder,
     UploadToContainerOptionsBuilder,
@@ -161,6 +164,12 @@ impl Wiring {
                 {
                     return Err(invalid(format!(
                         "node {}: file path {:?} must be absolute",
+                        node.name, f.path
+                    )));
+                }
+                if let Some(dir) = v6lab_core::policy::scratch_dir(&f.path) {
+                    return Err(invalid(format!(
+                        "node {}: file {:?} would be hidden by the empty {dir} mounted at start; place it elsewhere",
                         node.name, f.path
                     )));
                 }
@@ -497,15 +506,46 @@ impl Docker {
         let host_config = HostConfig {
             network_mode: Some("none".into()),
             init: Some(true),
-            cap_add: Some(vec!["NET_ADMIN".into(), "NET_RAW".into()]),
+            // Root in the lab and nothing more: every capability dropped, the few nodes need
+            // added back; no gaining privileges through setuid files; the engine's default
+            // seccomp and AppArmor profiles (never `unconfined`).
+            cap_drop: Some(vec!["ALL".into()]),
+            cap_add: Some(
+                crate::spec::NODE_CAPABILITIES
+                    .iter()
+                    .map(|(c, _)| c.to_string())
+                    .collect(),
+            ),
+            security_opt: Some(vec!["no-new-privileges".into()]),
             privileged: Some(false),
+            tmpfs: Some(
+                v6lab_core::policy::SCRATCH_DIRS
+                    .iter()
+                    .map(|path| {
+                        let mode = if *path == "/root" { "0700" } else { "1777" };
+                        let size = crate::spec::SCRATCH_SIZE;
+                        (
+                            path.to_string(),
+                            format!("rw,nosuid,nodev,size={size},mode={mode}"),
+                        )
+                    })
+                    .collect(),
+            ),
+            ulimits: Some(vec![ResourcesUlimits {
+                name: Some("fsize".into()),
+                soft: Some(crate::spec::FILE_SIZE_MAX as i64),
+                hard: Some(crate::spec::FILE_SIZE_MAX as i64),
+            }]),
             // Nodes never see the host's resolver; the plan writes each node's resolv.conf.
             dns: Some(vec!["::1".into()]),
             dns_search: Some(vec![".".into()]),
             sysctls: Some(
-                node.sysctls
-                    .iter()
-                    .map(|(k, v)| (k.clone(), v.clone()))
+                // Any port may be bound inside the node's own namespace, so servers below 1024
+                // need no NET_BIND_SERVICE (Docker's default since 20.10, stated here).
+                [("net.ipv4.ip_unprivileged_port_start", "0")]
+                    .into_iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .chain(node.sysctls.iter().map(|(k, v)| (k.clone(), v.clone())))
                     .collect(),
             ),
             memory: positive(node.limits.memory_bytes),

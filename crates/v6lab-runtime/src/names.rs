@@ -1,13 +1,19 @@
 //! Deterministic names and labels of everything the Docker runtime creates. Pure, no IO.
 //!
 //! - Container: `v6lab-<lab>_<node>` (`_` appears in neither name, so no two labs' names collide).
-//! - Lab hash: the first 6 hex characters of sha256(lab name).
-//! - Bridge of segment number `s`: `v6l<hash>s<s in hex>`, alias `<lab>/<segment>`.
-//! - Host end of the veth of node number `n`, interface number `i`: `v6l<hash>n<n hex>i<i hex>`,
-//!   alias `<lab>/<node>/<interface>`. The container end is created directly inside the node's
-//!   network namespace under its final name (`eth1`), so it never needs a host-side name.
+//! - Lab hash: 8 base-62 characters (`0-9a-zA-Z`) of sha256(lab name), 47.6 bits: 10,000 labs on
+//!   one host share a hash with probability below 2.3e-7 (birthday bound, [`collision_bound`]).
+//! - Bridge of segment number `s`: `v6l<hash>s<s in base 62, 1 to 3 digits>`, alias
+//!   `<lab>/<segment>`.
+//! - Host end of the veth of node number `n`, interface number `i`: `v6l<hash>n<n: 2 digits><i:
+//!   1 digit>` (base 62), alias `<lab>/<node>/<interface>`. The container end is created directly
+//!   inside the node's network namespace under its final name (`eth1`), so it never needs a
+//!   host-side name.
 //!
-//! Linux interface names are at most 15 bytes ([`IFNAME_MAX`]); the readable name is the alias.
+//! Linux interface names are at most 15 bytes ([`IFNAME_MAX`]); every name above is at most
+//! 3 + 8 + 4 = 15 bytes, and the readable name is the alias. Links named by the earlier 6-hex
+//! hash are not recognized (no name of that form parses as one of these): remove such labs with
+//! the version that made them before upgrading.
 
 use sha2::{Digest, Sha256};
 
@@ -104,10 +110,56 @@ pub fn check_interface(name: &str) -> Result<(), NameError> {
     }
 }
 
-/// The first 6 hex characters of sha256(lab).
+/// Digits of the lab hash and of the indices in link names: `0-9a-zA-Z`.
+const BASE62: &[u8; 62] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ";
+/// Length of the lab hash, in characters.
+pub const HASH_LEN: usize = 8;
+/// Most segments a lab's bridges can number (3 base-62 digits).
+pub const MAX_SEGMENTS: usize = 62 * 62 * 62;
+/// Most nodes a lab's veths can number (2 base-62 digits).
+pub const MAX_NODES: usize = 62 * 62;
+/// Most interfaces per node a lab's veths can number (1 base-62 digit).
+pub const MAX_INTERFACES: usize = 62;
+
+/// Upper bound of the probability that any two of `labs` lab names share a hash (birthday bound:
+/// pairs / number of hashes).
+pub fn collision_bound(labs: u64) -> f64 {
+    let pairs = labs as f64 * labs.saturating_sub(1) as f64 / 2.0;
+    pairs / 62f64.powi(HASH_LEN as i32)
+}
+
+/// 8 base-62 characters of sha256(lab).
 pub fn lab_hash(lab: &str) -> String {
     let digest = Sha256::digest(lab.as_bytes());
-    hex::encode(&digest[..3])
+    let mut n = u64::from_be_bytes(digest[..8].try_into().expect("8 bytes"));
+    (0..HASH_LEN)
+        .map(|_| {
+            let d = BASE62[(n % 62) as usize] as char;
+            n /= 62;
+            d
+        })
+        .collect()
+}
+
+/// `n` in base 62, at least `width` digits.
+fn base62(mut n: usize, width: usize) -> String {
+    let mut out = Vec::new();
+    while n > 0 || out.len() < width {
+        out.push(BASE62[n % 62]);
+        n /= 62;
+    }
+    out.reverse();
+    String::from_utf8(out).expect("ASCII")
+}
+
+fn parse_base62(s: &str) -> Option<usize> {
+    if s.is_empty() {
+        return None;
+    }
+    s.bytes().try_fold(0usize, |acc, b| {
+        let d = BASE62.iter().position(|&c| c == b)?;
+        acc.checked_mul(62)?.checked_add(d)
+    })
 }
 
 /// `v6lab-<lab>_<node>`. Lab and node names are DNS labels (no `_`): `v6lab-a-b_c` can only be
@@ -136,8 +188,14 @@ fn fit(name: String, what: &'static str, index: usize) -> Result<String, NameErr
 
 /// The bridge of segment number `segment` (its position in the spec).
 pub fn bridge(lab: &str, segment: usize) -> Result<String, NameError> {
+    if segment >= MAX_SEGMENTS {
+        return Err(NameError::TooMany {
+            what: "segment",
+            index: segment,
+        });
+    }
     fit(
-        format!("{}s{segment:x}", link_prefix(lab)),
+        format!("{}s{}", link_prefix(lab), base62(segment, 1)),
         "segment",
         segment,
     )
@@ -145,8 +203,25 @@ pub fn bridge(lab: &str, segment: usize) -> Result<String, NameError> {
 
 /// The host end of the veth of interface number `iface` of node number `node`.
 pub fn host_veth(lab: &str, node: usize, iface: usize) -> Result<String, NameError> {
+    if node >= MAX_NODES {
+        return Err(NameError::TooMany {
+            what: "node",
+            index: node,
+        });
+    }
+    if iface >= MAX_INTERFACES {
+        return Err(NameError::TooMany {
+            what: "interface",
+            index: iface,
+        });
+    }
     fit(
-        format!("{}n{node:x}i{iface:x}", link_prefix(lab)),
+        format!(
+            "{}n{}{}",
+            link_prefix(lab),
+            base62(node, 2),
+            base62(iface, 1)
+        ),
         "node/interface",
         node.max(iface),
     )
@@ -184,38 +259,30 @@ impl LinkName {
     }
 }
 
-fn parse_hex(s: &str) -> Option<usize> {
-    if s.is_empty()
-        || !s
-            .bytes()
-            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
-    {
-        return None;
-    }
-    usize::from_str_radix(s, 16).ok()
-}
-
 /// Recognizes a host link name made by [`bridge`] or [`host_veth`]; `None` for anything else.
 pub fn parse_link(name: &str) -> Option<LinkName> {
     let rest = name.strip_prefix(LINK_PREFIX)?;
-    if rest.len() < 8 || !rest.is_char_boundary(6) {
+    if name.len() > IFNAME_MAX || !rest.is_ascii() || rest.len() < HASH_LEN + 2 {
         return None;
     }
-    let (hash, rest) = rest.split_at(6);
-    parse_hex(hash)?;
+    let (hash, rest) = rest.split_at(HASH_LEN);
+    parse_base62(hash)?;
     let hash = hash.to_string();
     if let Some(seg) = rest.strip_prefix('s') {
         return Some(LinkName::Bridge {
             hash,
-            segment: parse_hex(seg)?,
+            segment: parse_base62(seg).filter(|_| seg.len() <= 3)?,
         });
     }
     let rest = rest.strip_prefix('n')?;
-    let (node, iface) = rest.split_once('i')?;
+    if rest.len() != 3 {
+        return None;
+    }
+    let (node, iface) = rest.split_at(2);
     Some(LinkName::HostVeth {
         hash,
-        node: parse_hex(node)?,
-        iface: parse_hex(iface)?,
+        node: parse_base62(node)?,
+        iface: parse_base62(iface)?,
     })
 }
 
@@ -242,11 +309,60 @@ mod tests {
     use super::*;
 
     #[test]
-    fn hash_is_six_hex_of_sha256() {
-        // sha256("abc") = ba7816bf...
-        assert_eq!(lab_hash("abc"), "ba7816");
-        assert_eq!(lab_hash("abc").len(), 6);
+    fn hash_is_eight_base62_of_sha256() {
+        // sha256("abc") = ba7816bf 8f01cfea ...: 0xba7816bf8f01cfea in base 62, low digit first.
+        let mut n: u64 = 0xba78_16bf_8f01_cfea;
+        let expected: String = (0..8)
+            .map(|_| {
+                let d = BASE62[(n % 62) as usize] as char;
+                n /= 62;
+                d
+            })
+            .collect();
+        assert_eq!(lab_hash("abc"), expected);
+        assert_eq!(lab_hash("abc").len(), HASH_LEN);
+        assert!(lab_hash("abc").bytes().all(|b| b.is_ascii_alphanumeric()));
         assert_ne!(lab_hash("lab-1"), lab_hash("lab-2"));
+    }
+
+    #[test]
+    fn ten_thousand_labs_collide_with_probability_below_one_in_a_million() {
+        // Birthday bound: P(any two of n share a hash) <= n(n-1)/2 / 62^8.
+        let p = collision_bound(10_000);
+        println!("P(collision among 10,000 labs) <= {p:.2e}");
+        assert!(p < 1e-6, "{p}");
+        assert!(62f64.powi(HASH_LEN as i32).log2() >= 46.0);
+        // And a classroom's worth of real names: no two share a hash.
+        let mut seen = std::collections::HashSet::new();
+        for class in 0..100 {
+            for student in 0..100 {
+                let lab = format!("class-{class}-student-{student}");
+                assert!(seen.insert(lab_hash(&lab)), "{lab}");
+            }
+        }
+    }
+
+    #[test]
+    fn every_link_name_fits_in_fifteen_bytes() {
+        let lab = "a-rather-long-lab-name-for-a-class-of-40";
+        for seg in [0, MAX_SEGMENTS - 1] {
+            assert!(bridge(lab, seg).unwrap().len() <= IFNAME_MAX);
+        }
+        assert!(bridge(lab, MAX_SEGMENTS).is_err());
+        for (n, i) in [(0, 0), (MAX_NODES - 1, MAX_INTERFACES - 1)] {
+            assert_eq!(host_veth(lab, n, i).unwrap().len(), IFNAME_MAX);
+        }
+        assert!(host_veth(lab, MAX_NODES, 0).is_err());
+        assert!(host_veth(lab, 0, MAX_INTERFACES).is_err());
+        // Names made by the 6-hex scheme are never taken for names of this one.
+        for old in [
+            "v6lba7816sa",
+            "v6lba7816s1fff",
+            "v6lba7816n2ib",
+            "v6lba7816nffiff",
+        ] {
+            assert_eq!(parse_link(old), None, "{old}");
+        }
     }
 
     #[test]
@@ -263,7 +379,7 @@ mod tests {
         let lab = "a-rather-long-lab-name-for-a-class-of-40";
         assert_eq!(lab.len(), 40);
         let h = lab_hash(lab);
-        for seg in [0usize, 1, 0xf, 0xff, 0xfff, 0xffff, 0xfffff] {
+        for seg in [0usize, 1, 61, 62, 3843, 3844, MAX_SEGMENTS - 1] {
             let b = bridge(lab, seg).unwrap();
             assert!(b.len() <= IFNAME_MAX, "{b}");
             assert_eq!(
@@ -274,13 +390,12 @@ mod tests {
                 })
             );
         }
-        assert!(bridge(lab, 0x100000).is_err());
         for (node, iface) in [
             (0usize, 0usize),
             (1, 2),
-            (0xff, 0xff),
-            (0xfff, 0xf),
-            (0xf, 0xfff),
+            (61, 61),
+            (62, 0),
+            (MAX_NODES - 1, 7),
         ] {
             let v = host_veth(lab, node, iface).unwrap();
             assert!(v.len() <= IFNAME_MAX, "{v}");
@@ -293,16 +408,17 @@ mod tests {
                 })
             );
         }
-        assert!(host_veth(lab, 0x1000, 0x10).is_err());
-        assert_eq!(bridge("abc", 10).unwrap(), "v6lba7816sa");
-        assert_eq!(host_veth("abc", 2, 11).unwrap(), "v6lba7816n2ib");
+        let h = lab_hash("abc");
+        assert_eq!(bridge("abc", 10).unwrap(), format!("v6l{h}sa"));
+        assert_eq!(host_veth("abc", 2, 11).unwrap(), format!("v6l{h}n02b"));
+        assert_eq!(host_veth("abc", 63, 36).unwrap(), format!("v6l{h}n11A"));
     }
 
     #[test]
     fn distinct_indices_give_distinct_names() {
         let mut seen = std::collections::HashSet::new();
-        for n in 0..64 {
-            for i in 0..64 {
+        for n in 0..62 {
+            for i in 0..62 {
                 assert!(seen.insert(host_veth("l", n, i).unwrap()));
             }
         }
@@ -318,14 +434,15 @@ mod tests {
             "docker0",
             "v6l",
             "v6lzzzzzzs1",
-            "v6labcdef",
-            "v6labcdefs",
-            "v6labcdefx1",
-            "v6labcdefn1",
-            "v6labcdefn1i",
-            "v6labcdefnxi1",
+            "v6labcdefgh",
+            "v6labcdefghs",
+            "v6labcdefghx1",
+            "v6labcdefghn1",
+            "v6labcdefghn12",
+            "v6labcdefghn1234",
+            "v6labcdefghs1234",
+            "v6labcdef-hs1",
             "veth1234",
-            "v6lABCDEFs1",
         ] {
             assert_eq!(parse_link(name), None, "{name}");
         }

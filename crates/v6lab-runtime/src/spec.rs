@@ -92,3 +92,51 @@ pub struct Probe {
     pub description: String,
     pub argv: Vec<String>,
 }
+
+/// The capabilities a node keeps; every other one is dropped (`cap_drop: ALL`). Students are root
+/// in their nodes: this list is what that root can do. Each was found necessary by running the
+/// sample topologies' daemons, exercises and a student's tools without it (see docs/security.md,
+/// "Node confinement"). Not needed: NET_BIND_SERVICE (nodes set
+/// `net.ipv4.ip_unprivileged_port_start=0` in their own network namespace, so servers bind
+/// ports below 1024 without it), FOWNER (nothing in the lab changes the mode of a file it does
+/// not own).
+pub const NODE_CAPABILITIES: &[(&str, &str)] = &[
+    (
+        "NET_ADMIN",
+        "addresses, routes, links, sysctls of the node's own network namespace; FRR's zebra, \
+         radvd, tayga, iptables/nftables",
+    ),
+    (
+        "NET_RAW",
+        "raw and packet sockets: ping, tcpdump, radvd, dnsmasq's DHCPv6/RA, OSPFv3",
+    ),
+    (
+        "SETUID",
+        "daemons that drop to their own user (FRR, dnsmasq, unbound, tcpdump) and `su`",
+    ),
+    ("SETGID", "the same daemons set their groups"),
+    (
+        "CHOWN",
+        "daemons and package scripts hand their run and state directories to their users",
+    ),
+    (
+        "DAC_OVERRIDE",
+        "root reads and writes files owned by daemon users (`/etc/frr/*.conf` is frr:frr 0640)",
+    ),
+    (
+        "KILL",
+        "root signals daemons running as other users (`kill`, reloads, FRR's watchfrr)",
+    ),
+];
+
+/// Size of each of the in-memory file systems mounted over the writable paths students use most
+/// ([`v6lab_core::policy::SCRATCH_DIRS`]: `/tmp`, `/var/tmp`, `/root`, `/home`), so that a node
+/// that fills one stops at this size; their pages also count against the node's memory limit.
+/// The rest of the root file system stays writable: daemons and students edit `/etc`, and the
+/// engine copies the node's files into it before the node starts.
+pub const SCRATCH_SIZE: u64 = 64 << 20;
+
+/// Largest file a process in a node may write (`RLIMIT_FSIZE`, hard: raising it needs
+/// CAP_SYS_RESOURCE, which nodes do not have). Bounds what one runaway write can put in the
+/// node's writable layer wherever it writes.
+pub const FILE_SIZE_MAX: u64 = 64 << 20;

@@ -202,12 +202,12 @@ async fn up_ping_inspect_down() {
             content: "hello\n".into(),
         },
         FileSpec {
-            path: "/tmp/note".into(),
+            path: "/usr/local/bin/note".into(),
             mode: 0o755,
             content: "#!/bin/sh\necho note\n".into(),
         },
     ];
-    spec.nodes[0].start.push(argv(&["/tmp/note"]));
+    spec.nodes[0].start.push(argv(&["/usr/local/bin/note"]));
     spec.nodes[1].tun = true;
 
     let events = Arc::new(Mutex::new(Vec::<Event>::new()));
@@ -332,20 +332,20 @@ async fn up_ping_inspect_down() {
             "-c",
             "%a %n",
             "/etc/v6lab/deep/dir/hello.txt",
-            "/tmp/note",
+            "/usr/local/bin/note",
             "/tmp",
         ]),
     )
     .await;
     assert_eq!(
         modes,
-        "640 /etc/v6lab/deep/dir/hello.txt\n755 /tmp/note\n1777 /tmp\n"
+        "640 /etc/v6lab/deep/dir/hello.txt\n755 /usr/local/bin/note\n1777 /tmp\n"
     );
     // Only eth1 and lo: network_mode none.
     let links = ok(&d, &lab, "n1", &argv(&["ls", "/sys/class/net"])).await;
     assert_eq!(links.split_whitespace().collect::<Vec<_>>(), ["eth1", "lo"]);
 
-    // The container: no network but ours, init, two added capabilities, limits, labels, tun
+    // The container: no network but ours, init, only the listed capabilities, limits, labels, tun
     // only where asked, sysctls inherited by the interface added after start.
     let info = d
         .client()
@@ -355,7 +355,13 @@ async fn up_ping_inspect_down() {
     let hc = info.host_config.unwrap();
     assert_eq!(hc.network_mode.as_deref(), Some("none"));
     assert_eq!((hc.init, hc.privileged), (Some(true), Some(false)));
-    assert_eq!(hc.cap_add.unwrap(), ["NET_ADMIN", "NET_RAW"]);
+    assert_eq!(hc.cap_drop.unwrap(), ["ALL"]);
+    let kept: Vec<&str> = v6lab_runtime::spec::NODE_CAPABILITIES
+        .iter()
+        .map(|(c, _)| *c)
+        .collect();
+    assert_eq!(hc.cap_add.unwrap(), kept);
+    assert_eq!(hc.security_opt.unwrap(), ["no-new-privileges"]);
     assert_eq!(
         (hc.memory, hc.pids_limit, hc.nano_cpus),
         (Some(128 << 20), Some(256), Some(500_000_000))
@@ -774,7 +780,172 @@ async fn invalid_specs_are_refused_before_anything_is_created() {
         d.up(&bad, &NoopObserver).await,
         Err(Error::InvalidSpec(_))
     ));
+    // A file under a scratch directory would vanish under the tmpfs mounted at start.
+    let mut bad = spec(&lab, 1);
+    bad.nodes[0].files.push(FileSpec {
+        path: "/tmp/x".into(),
+        mode: 0o644,
+        content: String::new(),
+    });
+    let err = d.up(&bad, &NoopObserver).await.unwrap_err();
+    assert!(err.to_string().contains("hidden"), "{err}");
     assert_eq!(leftovers(&lab), Vec::<String>::new());
+}
+
+/// Capability numbers (linux/capability.h) of the names in `NODE_CAPABILITIES`.
+fn cap_bit(name: &str) -> u32 {
+    match name {
+        "CHOWN" => 0,
+        "DAC_OVERRIDE" => 1,
+        "FOWNER" => 3,
+        "FSETID" => 4,
+        "KILL" => 5,
+        "SETGID" => 6,
+        "SETUID" => 7,
+        "SETPCAP" => 8,
+        "NET_BIND_SERVICE" => 10,
+        "NET_ADMIN" => 12,
+        "NET_RAW" => 13,
+        "SYS_CHROOT" => 18,
+        "SYS_ADMIN" => 21,
+        "MKNOD" => 27,
+        "AUDIT_WRITE" => 29,
+        "SETFCAP" => 31,
+        other => panic!("unknown capability {other}"),
+    }
+}
+
+/// A field of /proc/PID/status inside a node.
+async fn status_field(d: &Docker, lab: &str, pid: &str, field: &str) -> String {
+    let out = ok(d, lab, "n1", &sh(&format!("cat /proc/{pid}/status"))).await;
+    out.lines()
+        .find_map(|l| l.strip_prefix(&format!("{field}:")))
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status:\n{out}"))
+        .trim()
+        .to_string()
+}
+
+/// Free bytes of the file system holding Docker's writable layers, on the host.
+fn host_free_bytes() -> u64 {
+    let out = Command::new("df")
+        .args(["--output=avail", "-B1", "/var/lib/docker"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .nth(1)
+        .and_then(|l| l.trim().parse().ok())
+        .expect("df output")
+}
+
+#[tokio::test]
+async fn nodes_are_root_in_their_lab_and_nothing_more() {
+    let lab = lab_name("confined");
+    let _cleanup = Cleanup(lab.clone());
+    let d = docker().await;
+    d.up(&spec(&lab, 1), &NoopObserver).await.unwrap();
+
+    // Exactly the capabilities of the list, in the bounding set too (so nothing can gain more),
+    // for PID 1 and for what v6lab runs (exec).
+    let want: u64 = v6lab_runtime::spec::NODE_CAPABILITIES
+        .iter()
+        .map(|(c, _)| 1u64 << cap_bit(c))
+        .sum();
+    for pid in ["1", "self"] {
+        for field in ["CapEff", "CapBnd", "CapPrm"] {
+            let got = status_field(&d, &lab, pid, field).await;
+            let got = u64::from_str_radix(&got, 16).unwrap();
+            assert_eq!(got, want, "{field} of {pid}: {got:#x}, expected {want:#x}");
+        }
+        assert_eq!(status_field(&d, &lab, pid, "NoNewPrivs").await, "1");
+        // Mode 2: the engine's default seccomp filter is in force.
+        assert_eq!(status_field(&d, &lab, pid, "Seccomp").await, "2");
+    }
+    println!("node capabilities: CapEff = CapBnd = {want:#018x}");
+
+    // Root in the lab: its network is the student's; a daemon user can be taken on.
+    ok(
+        &d,
+        &lab,
+        "n1",
+        &sh("ip addr add 2001:db8:ffff::1/128 dev lo && ip addr del 2001:db8:ffff::1/128 dev lo"),
+    )
+    .await;
+    // Servers bind ports below 1024 without NET_BIND_SERVICE (in the node's own namespace).
+    ok(
+        &d,
+        &lab,
+        "n1",
+        &sh("timeout 1 socat -u UDP6-RECV:53 /dev/null; test $? = 124"),
+    )
+    .await;
+    let id = ok(&d, &lab, "n1", &sh("su -s /bin/sh -c id nobody")).await;
+    assert!(id.contains("uid=65534"), "{id}");
+    // And nothing more: no mounts, no device nodes, no chroot.
+    for cmd in [
+        "mount -t tmpfs none /mnt",
+        "mknod /dev/v6test b 8 0",
+        "chroot / true",
+    ] {
+        let out = d.exec(&lab, "n1", &sh(cmd), limits()).await.unwrap();
+        assert_ne!(out.exit_code, 0, "`{cmd}` succeeded: {}", out.combined());
+    }
+
+    // Disk: a scratch directory fills up to its size and no further; a file anywhere else stops
+    // at the file size limit. The host's file system loses at most what those bounds allow.
+    let before = host_free_bytes();
+    let size = v6lab_runtime::spec::SCRATCH_SIZE;
+    let fill = d
+        .exec(
+            &lab,
+            "n1",
+            // Two files, each below the file size limit: the file system's size stops them.
+            &sh(
+                "for f in a b; do dd if=/dev/zero of=/tmp/$f bs=1M count=48 2>&1; done; \
+                 cat /tmp/a /tmp/b | wc -c",
+            ),
+            limits(),
+        )
+        .await
+        .unwrap();
+    assert!(fill.stdout.contains("No space left"), "{}", fill.combined());
+    let filled: u64 = fill.stdout.lines().last().unwrap().trim().parse().unwrap();
+    assert!(filled <= size, "{filled} bytes in /tmp");
+    let big = d
+        .exec(
+            &lab,
+            "n1",
+            &sh("dd if=/dev/zero of=/var/big bs=1M count=1000 2>&1; stat -c %s /var/big"),
+            limits(),
+        )
+        .await
+        .unwrap();
+    let written: u64 = big.stdout.lines().last().unwrap().trim().parse().unwrap();
+    assert_eq!(
+        written,
+        v6lab_runtime::spec::FILE_SIZE_MAX,
+        "{}",
+        big.combined()
+    );
+    // Hard limit: root in the node cannot raise it.
+    let raise = d
+        .exec(
+            &lab,
+            "n1",
+            &sh("ulimit -f unlimited && echo raised"),
+            limits(),
+        )
+        .await
+        .unwrap();
+    assert!(!raise.stdout.contains("raised"), "{}", raise.combined());
+    let after = host_free_bytes();
+    println!(
+        "disk fill: /tmp stopped at {} MiB, a file elsewhere at {} MiB; host free space {} MiB -> {} MiB",
+        filled >> 20,
+        written >> 20,
+        before >> 20,
+        after >> 20
+    );
 }
 
 /// `down_all` removes every v6lab object on the host, other people's labs included: run it

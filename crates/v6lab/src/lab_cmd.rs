@@ -33,6 +33,8 @@ pub struct UpArgs {
     pub quiet: bool,
     #[arg(long, value_enum, default_value = "text")]
     pub output: Output,
+    #[command(flatten)]
+    pub policy: crate::topology_cmd::PolicyArgs,
 }
 
 #[derive(Args)]
@@ -194,6 +196,7 @@ async fn ensure_image(rt: &dyn Runtime, quiet: bool) -> Result<String> {
 
 pub async fn up(a: UpArgs) -> Result<ExitCode> {
     // Validation first: an invalid topology changes nothing on the host.
+    a.policy.install()?;
     let (src, plan) = match load_plan(&a.file)? {
         Ok(x) => x,
         Err((src, d)) => {
@@ -533,6 +536,8 @@ pub async fn images(c: ImagesCommand) -> Result<ExitCode> {
 
 /// The plan of a running lab, read back from its nodes; `None` when there is no such lab.
 async fn running_plan(rt: &dyn Runtime, lab: &str) -> Result<Option<Plan>> {
+    // The lab was admitted by the policy in force when it was made; checking it needs no other.
+    v6lab_core::policy::install(v6lab_core::Policy::admit_all());
     let st = match rt.inspect(lab).await {
         Ok(st) => st,
         Err(runtime::Error::LabNotFound { .. }) => return Ok(None),

@@ -45,6 +45,8 @@ enum Command {
         file: PathBuf,
         #[arg(long, value_enum, default_value = "text")]
         output: Output,
+        #[command(flatten)]
+        policy: topology_cmd::PolicyArgs,
     },
     /// Show the address plan of a topology: every segment, interface, address and route.
     Plan {
@@ -138,7 +140,11 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Validate { file, output } => topology_cmd::validate(&file, output),
+        Command::Validate {
+            file,
+            output,
+            policy,
+        } => topology_cmd::validate(&file, &policy, output),
         Command::Plan {
             file,
             output,

@@ -73,6 +73,9 @@ pub struct ServeArgs {
     /// Replace the administrator token (the new one is printed once).
     #[arg(long)]
     pub rotate_admin_token: bool,
+    /// Maxima and allowed images for every class's topology.
+    #[command(flatten)]
+    pub policy: crate::topology_cmd::PolicyArgs,
 }
 
 /// Where the SSH gateway listens unless told otherwise: loopback, so that exposing it to a
@@ -141,6 +144,7 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     let scheme = scheme(&a)?;
+    a.policy.install()?;
     let warn_before = secs("warn-before", &a.warn_before)? as i64;
     let max_lifetime = secs("max-lifetime", &a.max_lifetime)? as i64;
     let check_interval = Duration::from_secs(secs("check-interval", &a.check_interval)?);

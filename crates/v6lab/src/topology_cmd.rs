@@ -18,6 +18,49 @@ pub fn read_topology(path: &Path) -> Result<Vec<u8>> {
     Ok(bytes)
 }
 
+/// The administrator's policy for topologies: maxima per node and per lab, allowed images.
+#[derive(clap::Args, Clone, Default)]
+pub struct PolicyArgs {
+    /// Policy file (maxima per node and per lab, images allowed besides the lab image).
+    /// [default: /etc/v6lab/policy.yaml if it exists, else the built-in policy]
+    #[arg(long, env = "V6LAB_POLICY", value_name = "FILE")]
+    pub policy: Option<std::path::PathBuf>,
+    /// Also allow nodes to name this image in `image:` (repeatable).
+    #[arg(long = "allow-image", value_name = "IMAGE")]
+    pub allow_images: Vec<String>,
+}
+
+impl PolicyArgs {
+    /// Reads the policy file (the given one must exist; the default one may be missing).
+    pub fn load(&self) -> Result<v6lab_core::Policy> {
+        use v6lab_core::policy::DEFAULT_FILE;
+        let path = match &self.policy {
+            Some(p) => Some(p.clone()),
+            None => Some(std::path::PathBuf::from(DEFAULT_FILE)).filter(|p| p.exists()),
+        };
+        let mut policy = match path {
+            None => v6lab_core::Policy::default(),
+            Some(p) => {
+                let mut text = String::new();
+                std::fs::File::open(&p)
+                    .and_then(|f| f.take(1 << 20).read_to_string(&mut text))
+                    .with_context(|| format!("cannot read the policy file {}", p.display()))?;
+                v6lab_core::Policy::parse(&p.display().to_string(), &text)?
+            }
+        };
+        for image in &self.allow_images {
+            policy.allow_image(image);
+        }
+        Ok(policy)
+    }
+
+    /// Loads the policy and makes it the one every plan of this process is checked against.
+    pub fn install(&self) -> Result<()> {
+        v6lab_core::policy::install(self.load()?);
+        Ok(())
+    }
+}
+
 /// Plans a topology file: `Ok(Err(..))` when the topology is invalid.
 pub fn load_plan(path: &Path) -> Result<Result<(Source, Plan), (Source, Diagnostics)>> {
     let bytes = read_topology(path)?;
@@ -38,7 +81,8 @@ fn report_invalid(src: &Source, d: &Diagnostics, output: Output) -> ExitCode {
     ExitCode::from(EXIT_INVALID)
 }
 
-pub fn validate(path: &Path, output: Output) -> Result<ExitCode> {
+pub fn validate(path: &Path, policy: &PolicyArgs, output: Output) -> Result<ExitCode> {
+    policy.install()?;
     match load_plan(path)? {
         Ok((src, plan)) => {
             match output {
