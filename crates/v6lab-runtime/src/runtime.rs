@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 pub use tokio_util::sync::CancellationToken;
 
-pub use crate::images::{Ensured, ImageError, Recipe};
+pub use crate::docker::images::{Ensured, ImageError, Recipe};
 
 /// A boxed future borrowing from the runtime and the call's arguments.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

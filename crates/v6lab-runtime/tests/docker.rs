@@ -14,7 +14,7 @@ use v6lab_runtime::spec::{FileSpec, InterfaceSpec, LabSpec, Limits, NodeSpec, Pr
 
 fn image() -> String {
     std::env::var("V6LAB_TEST_IMAGE").unwrap_or_else(|_| {
-        v6lab_runtime::images::Recipe::locate()
+        v6lab_runtime::runtime::Recipe::locate()
             .expect("the lab image recipe (deploy/images) of this source tree")
             .tag()
     })

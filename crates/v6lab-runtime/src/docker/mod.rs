@@ -4,7 +4,7 @@
 //!   [`crate::spec::NODE_CAPABILITIES`], `no-new-privileges`, never privileged, limits, size-limited
 //!   scratch file systems, labels `dev.v6lab.*`) named `v6lab-<lab>_<node>`.
 //! - Every segment is a host bridge and every interface a veth pair made through netlink
-//!   ([`crate::netlink`]); names derive from the lab hash ([`crate::names`]).
+//!   ([`netlink`]); names derive from the lab hash ([`crate::names`]).
 //! - Everything is found again by label and name prefix, so [`Docker::down`] works whatever
 //!   state an interrupted [`Docker::up`] left behind.
 //!
@@ -12,10 +12,11 @@
 
 mod exec;
 mod firewall;
+pub mod images;
 pub mod kill;
+pub mod netlink;
 
 use crate::names::{self, LinkName};
-use crate::netlink::{self, HostLink, Netlink, NetlinkError, VethSpec};
 use crate::runtime::{
     BoxFuture, Ensured, ImageError, ImageList, Pipes, Recipe, Runtime, Streamed, Terminal,
 };
@@ -29,6 +30,7 @@ use bollard::query_parameters::{
     UploadToContainerOptionsBuilder,
 };
 use futures::{StreamExt, TryStreamExt, stream};
+use netlink::{HostLink, Netlink, NetlinkError, VethSpec};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -1046,11 +1048,11 @@ impl Runtime for Docker {
         force: bool,
         progress: &'a (dyn Fn(&str) + Send + Sync),
     ) -> BoxFuture<'a, Result<Ensured, ImageError>> {
-        Box::pin(crate::images::ensure(&self.client, recipe, force, progress))
+        Box::pin(images::ensure(&self.client, recipe, force, progress))
     }
 
     fn images(&self) -> BoxFuture<'_, Result<ImageList, ImageError>> {
-        Box::pin(crate::images::list(&self.client))
+        Box::pin(images::list(&self.client))
     }
 }
 
