@@ -900,6 +900,206 @@ mod tests {
         assert_eq!(resp.headers()[header::RETRY_AFTER], "4");
     }
 
+    /// The controller's executor, expiry and recovery against a runtime in memory.
+    mod with_a_fake_runtime {
+        use super::*;
+        use v6lab_runtime::fake::{Fake, Up};
+
+        const TOPOLOGY: &str = include_str!("../../../topologies/ipv6-basics.yaml");
+        const OWNER: &str = "controller-test";
+
+        fn controller(fake: &Arc<Fake>) -> Arc<Controller> {
+            let cfg = Config {
+                state_dir: std::env::temp_dir(),
+                warn_before: 60,
+                max_lifetime: 86_400,
+                tick: Duration::from_secs(1),
+                create_concurrency: 2,
+                check_interval: Duration::ZERO,
+                check_concurrency: 1,
+                image: "v6lab/node:test".into(),
+                owner: OWNER.into(),
+            };
+            Controller::new(Store::memory().unwrap(), fake.clone(), cfg)
+        }
+
+        fn row(name: &str, state: LabState, expires_in: i64) -> LabRow {
+            LabRow {
+                topology: TOPOLOGY.into(),
+                topology_name: "ipv6-basics".into(),
+                created: now(),
+                expires: now() + expires_in,
+                state,
+                ..LabRow::sample(name, &auth::new_token("v6s_"))
+            }
+        }
+
+        /// A lab on the runtime: `nodes` of `expected` made, by `owner`.
+        fn on_runtime(fake: &Fake, lab: &str, owner: &str, nodes: usize, expected: usize) {
+            fake.state().labs.insert(
+                lab.into(),
+                runtime::LabSummary {
+                    lab: lab.into(),
+                    topology: "ipv6-basics".into(),
+                    topology_hash: String::new(),
+                    nodes,
+                    running: nodes,
+                    expires_at: None,
+                    owner: owner.into(),
+                    expected_nodes: expected,
+                },
+            );
+        }
+
+        /// Polls `ok` until it holds, for at most 10 s.
+        async fn until(what: &str, ok: impl Fn() -> bool) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !ok() {
+                assert!(Instant::now() < deadline, "timed out waiting for {what}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+
+        fn events(ctl: &Controller, lab: &str) -> Vec<String> {
+            ctl.store
+                .events(0, 1000)
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.lab.as_deref() == Some(lab))
+                .map(|e| e.kind)
+                .collect()
+        }
+
+        fn idle(ctl: &Controller) -> bool {
+            ctl.busy.lock().unwrap().is_empty()
+        }
+
+        #[tokio::test]
+        async fn a_lab_that_expires_is_removed_and_forgotten() {
+            let fake = Arc::new(Fake::new());
+            let ctl = controller(&fake);
+            on_runtime(&fake, "t-old", OWNER, 3, 3);
+            ctl.store
+                .insert_lab(&row("t-old", LabState::Ready, -1))
+                .unwrap();
+            let actions = ctl.clone().reconcile_once().await.unwrap();
+            assert_eq!(actions, vec![Action::Expire("t-old".into())]);
+            until("the expired lab to go", || {
+                fake.labs().is_empty() && idle(&ctl)
+            })
+            .await;
+            assert!(ctl.store.lab("t-old").unwrap().is_none());
+            assert!(events(&ctl, "t-old").contains(&"expired".to_string()));
+            assert_eq!(fake.state().downs, vec!["t-old".to_string()]);
+        }
+
+        #[tokio::test]
+        async fn a_lab_deleted_while_being_created_stops_being_created() {
+            let fake = Arc::new(Fake::new());
+            fake.set_up(Up::Hang);
+            let ctl = controller(&fake);
+            ctl.store
+                .insert_lab(&row("t-new", LabState::Pending, 3600))
+                .unwrap();
+            let actions = ctl.clone().reconcile_once().await.unwrap();
+            assert_eq!(actions, vec![Action::Create("t-new".into())]);
+            until("the creation to hang", || fake.state().coming_up == 1).await;
+            assert_eq!(fake.labs(), vec!["t-new".to_string()]);
+            // Deleted as the API does it: the row goes, the event announces it.
+            ctl.store.delete_lab("t-new").unwrap();
+            ctl.event(
+                Some("t-new"),
+                None,
+                "deleting",
+                "lab t-new is being deleted",
+            );
+            until("the creation to stop and its lab to go", || {
+                fake.state().coming_up == 0 && fake.labs().is_empty() && idle(&ctl)
+            })
+            .await;
+            assert!(events(&ctl, "t-new").contains(&"cancelled".to_string()));
+            assert_eq!(fake.state().ups, vec!["t-new".to_string()]);
+        }
+
+        #[tokio::test]
+        async fn a_half_made_lab_is_repaired_and_leftovers_are_removed_at_start() {
+            let fake = Arc::new(Fake::new());
+            // What a controller killed mid-creation leaves: a lab of its own with one node of
+            // three, one of its labs it no longer wants, and links without any container.
+            on_runtime(&fake, "t-half", OWNER, 1, 3);
+            on_runtime(&fake, "t-unwanted", OWNER, 3, 3);
+            fake.state().stray.insert("t-links".into());
+            // Someone else's lab is left alone.
+            on_runtime(&fake, "t-other", "controller-elsewhere", 3, 3);
+            let ctl = controller(&fake);
+            ctl.store
+                .insert_lab(&row("t-half", LabState::Ready, 3600))
+                .unwrap();
+            let mut actions = ctl.clone().reconcile_once().await.unwrap();
+            actions.sort();
+            assert_eq!(
+                actions,
+                vec![
+                    Action::DeleteOrphan("t-links".into()),
+                    Action::DeleteOrphan("t-unwanted".into()),
+                    Action::Repair("t-half".into()),
+                ]
+            );
+            until("the repair and the removals", || {
+                let st = fake.state();
+                st.stray.is_empty()
+                    && st.labs.keys().eq(["t-half", "t-other"])
+                    && st.labs["t-half"].nodes == st.labs["t-half"].expected_nodes
+            })
+            .await;
+            until("the tasks to end", || idle(&ctl)).await;
+            assert_eq!(
+                ctl.store.lab("t-half").unwrap().unwrap().state,
+                LabState::Ready
+            );
+            let kinds = events(&ctl, "t-half");
+            assert!(kinds.contains(&"repairing".to_string()), "{kinds:?}");
+            assert!(kinds.contains(&"ready".to_string()), "{kinds:?}");
+            // What was there was removed before the lab was made again.
+            let st = fake.state();
+            assert!(st.downs.contains(&"t-half".to_string()));
+            assert_eq!(st.ups, vec!["t-half".to_string()]);
+            // Nothing more to do.
+            drop(st);
+            assert_eq!(ctl.clone().reconcile_once().await.unwrap(), vec![]);
+        }
+
+        #[tokio::test]
+        async fn a_failed_creation_is_cleaned_up_and_retried_only_after_its_backoff() {
+            let fake = Arc::new(Fake::new());
+            fake.set_up(Up::Fail("radvd: no such file".into()));
+            let ctl = controller(&fake);
+            ctl.store
+                .insert_lab(&row("t-bad", LabState::Pending, 3600))
+                .unwrap();
+            ctl.clone().reconcile_once().await.unwrap();
+            until("the creation to fail", || {
+                matches!(ctl.store.lab("t-bad"), Ok(Some(l)) if l.state == LabState::Failed)
+                    && idle(&ctl)
+            })
+            .await;
+            let l = ctl.store.lab("t-bad").unwrap().unwrap();
+            assert_eq!(l.attempts, 1);
+            assert!(
+                l.next_try > now(),
+                "retried at {} (now {})",
+                l.next_try,
+                now()
+            );
+            assert!(l.last_error.unwrap().contains("radvd: no such file"));
+            assert!(fake.labs().is_empty(), "the half-made lab is removed");
+            assert!(events(&ctl, "t-bad").contains(&"error".to_string()));
+            // Within the backoff the lab is not tried again.
+            assert_eq!(ctl.clone().reconcile_once().await.unwrap(), vec![]);
+            assert_eq!(fake.state().ups.len(), 1);
+        }
+    }
+
     #[test]
     fn utc_dates() {
         assert_eq!(super::utc(0), "1970-01-01 00:00 UTC");

@@ -107,6 +107,11 @@ impl Fake {
 
     async fn bring_up(&self, spec: &LabSpec, cancel: &CancellationToken) -> Result<(), Error> {
         let up = self.up.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        if cancel.is_cancelled() {
+            return Err(Error::Cancelled {
+                lab: spec.lab.clone(),
+            });
+        }
         {
             let mut st = self.state();
             st.ups.push(spec.lab.clone());
@@ -177,13 +182,7 @@ impl Runtime for Fake {
         _observer: &'a dyn Observer,
         cancel: &'a CancellationToken,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            tokio::select! {
-                biased;
-                _ = cancel.cancelled() => Err(Error::Cancelled { lab: spec.lab.clone() }),
-                r = self.bring_up(spec, cancel) => r,
-            }
-        })
+        Box::pin(self.bring_up(spec, cancel))
     }
 
     fn down<'a>(&'a self, lab: &'a str) -> BoxFuture<'a, Result<Removed, Error>> {

@@ -597,6 +597,25 @@ mod tests {
     }
 
     #[test]
+    fn frames_give_payload_pieces_as_they_come() {
+        let mut wire = frame(1, b"out");
+        wire.extend(frame(2, b"err"));
+        wire.extend(frame(1, b""));
+        for piece in [1, 2, 5, wire.len()] {
+            let mut frames = Frames::default();
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            for mut chunk in wire.chunks(piece) {
+                while let Some((stream, p)) = frames.next(&mut chunk) {
+                    assert!(!p.is_empty());
+                    if stream == 2 { &mut err } else { &mut out }.extend_from_slice(p);
+                }
+                assert!(chunk.is_empty());
+            }
+            assert_eq!((out.as_slice(), err.as_slice()), (&b"out"[..], &b"err"[..]));
+        }
+    }
+
+    #[test]
     fn demux_keeps_the_cap_and_stops_beyond_it() {
         // Exactly the cap is not truncated.
         let mut d = Demux::new(8);
