@@ -1061,11 +1061,12 @@ mod tests {
             assert!(kinds.contains(&"repairing".to_string()), "{kinds:?}");
             assert!(kinds.contains(&"ready".to_string()), "{kinds:?}");
             // What was there was removed before the lab was made again.
-            let st = fake.state();
-            assert!(st.downs.contains(&"t-half".to_string()));
-            assert_eq!(st.ups, vec!["t-half".to_string()]);
+            {
+                let st = fake.state();
+                assert!(st.downs.contains(&"t-half".to_string()));
+                assert_eq!(st.ups, vec!["t-half".to_string()]);
+            }
             // Nothing more to do.
-            drop(st);
             assert_eq!(ctl.clone().reconcile_once().await.unwrap(), vec![]);
         }
 
