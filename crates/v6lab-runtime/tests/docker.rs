@@ -1027,16 +1027,22 @@ async fn gone_from_host(lab: &str, node: &str, needle: &str) {
     }
 }
 
-#[tokio::test]
-async fn bounded_exec_stops_floods_and_hangs_from_the_host() {
-    let lab = lab_name("bounded");
-    let _cleanup = Cleanup(lab.clone());
+/// A lab of one node `n1` (no probes) whose own `kill`, `timeout` and `pkill` do nothing: they are
+/// no help to anyone stopping its commands.
+async fn node_without_kill(test: &str) -> (Docker, String, Cleanup) {
+    let lab = lab_name(test);
+    let cleanup = Cleanup(lab.clone());
     let d = docker().await;
     let mut spec = spec(&lab, 1);
     spec.nodes[0].probes.clear();
     d.up(&spec, &NoopObserver).await.unwrap();
-    // The node's own `kill` and `timeout` are no help to anyone.
     ok(&d, &lab, "n1", &sh("for t in kill timeout pkill; do p=$(command -v $t) && ln -sf /bin/true \"$p\"; done; true")).await;
+    (d, lab, cleanup)
+}
+
+#[tokio::test]
+async fn bounded_exec_stops_floods_and_hangs_from_the_host() {
+    let (d, lab, _cleanup) = node_without_kill("bounded").await;
 
     // A flood: the first 64 KiB are kept, the rest is not read, the command is killed.
     let t0 = Instant::now();
@@ -1189,14 +1195,7 @@ async fn cancelled_up_stops_at_once_and_down_cleans_up() {
 async fn streamed_exec_pipes_back_pressures_and_is_killed_from_the_host() {
     use tokio::io::AsyncReadExt;
     use v6lab_runtime::runtime::{Pipes, Streamed};
-    let lab = lab_name("streamed");
-    let _cleanup = Cleanup(lab.clone());
-    let d = docker().await;
-    let mut spec = spec(&lab, 1);
-    spec.nodes[0].probes.clear();
-    d.up(&spec, &NoopObserver).await.unwrap();
-    // The node's own `kill` and `timeout` are no help to anyone.
-    ok(&d, &lab, "n1", &sh("for t in kill timeout pkill; do p=$(command -v $t) && ln -sf /bin/true \"$p\"; done; true")).await;
+    let (d, lab, _cleanup) = node_without_kill("streamed").await;
 
     // Input, both outputs apart, the exit code.
     let (mut out, mut err) = (Vec::new(), Vec::new());

@@ -144,6 +144,12 @@ impl Drop for StopOnDrop {
     }
 }
 
+/// An IO error while `context` ("reading a command's output"), naming the container.
+fn io_error(container: &str, context: &str) -> impl FnOnce(std::io::Error) -> Error + use<> {
+    let context = format!("{context} ({container})");
+    move |source| Error::Io { context, source }
+}
+
 /// How long the engine may take to report an exec's exit code once its output has ended.
 const EXIT_CODE_DEADLINE: Duration = Duration::from_secs(10);
 
@@ -208,10 +214,7 @@ impl Docker {
             mark,
             armed: true,
         };
-        let io_err = |context: &str| {
-            let context = format!("{context} ({container})");
-            move |source| Error::Io { context, source }
-        };
+        let io_err = |context: &str| io_error(&container, context);
         let mut demux = Demux::new(limits.output_cap);
         let mut timed_out = false;
         match tokio::time::timeout_at(deadline, self.hijack(&created.id, false)).await {
@@ -322,6 +325,33 @@ impl Docker {
         }
     }
 
+    /// Creates an exec of `argv` in a node with stdin, stdout and stderr attached; its ID.
+    async fn create_attached(
+        &self,
+        lab: &str,
+        node: &str,
+        argv: &[String],
+        tty: bool,
+        env: Vec<String>,
+    ) -> Result<String, Error> {
+        self.client
+            .create_exec(
+                &names::container(lab, node),
+                CreateExecOptions {
+                    cmd: Some(argv.to_vec()),
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(tty),
+                    env: Some(env),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map(|created| created.id)
+            .map_err(|e| self.exec_error(lab, node, e))
+    }
+
     /// Runs `argv` in a node without a TTY, its stdin fed from `pipes.stdin` (EOF closes it)
     /// and its stdout and stderr written to theirs as they come: the output is read no faster
     /// than it is written (back-pressure), so memory stays bounded whatever the command
@@ -341,36 +371,19 @@ impl Docker {
             stderr,
         } = pipes;
         let container = names::container(lab, node);
-        let io_err = |context: &str| {
-            let context = format!("{context} ({container})");
-            move |source| Error::Io { context, source }
-        };
+        let io_err = |context: &str| io_error(&container, context);
         let mark = kill::new_mark();
-        let created = self
-            .client
-            .create_exec(
-                &container,
-                CreateExecOptions {
-                    cmd: Some(argv.to_vec()),
-                    attach_stdin: Some(true),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    tty: Some(false),
-                    env: Some(vec![format!("{}={mark}", kill::MARK_VAR)]),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| self.exec_error(lab, node, e))?;
+        let env = vec![format!("{}={mark}", kill::MARK_VAR)];
+        let exec_id = self.create_attached(lab, node, argv, false, env).await?;
         let mut guard = StopOnDrop {
             docker: self.clone(),
-            exec_id: created.id.clone(),
+            exec_id: exec_id.clone(),
             mark,
             armed: true,
         };
         let work = async {
             let stream = self
-                .hijack(&created.id, false)
+                .hijack(&exec_id, false)
                 .await
                 .map_err(io_err("starting a command"))?;
             let (mut rd, mut wr) = stream.into_split();
@@ -418,7 +431,7 @@ impl Docker {
                     .await
                     .map_err(io_err("writing a command's output"))?;
             }
-            self.exit_code(&created.id, &container).await
+            self.exit_code(&exec_id, &container).await
         };
         let ended = match deadline {
             None => Some(work.await),
@@ -432,7 +445,7 @@ impl Docker {
             // The guard stops what is left of the command.
             Some(Err(e)) => Err(e),
             None => {
-                self.stop_exec(&created.id, &guard.mark).await;
+                self.stop_exec(&exec_id, &guard.mark).await;
                 guard.armed = false;
                 Ok(Streamed::DeadlinePassed)
             }
@@ -461,31 +474,11 @@ impl Docker {
         R: Stream<Item = (u16, u16)> + Unpin,
     {
         let container = names::container(lab, node);
-        let io_err = |context: &str| {
-            let context = format!("{context} ({container})");
-            move |source| Error::Io { context, source }
-        };
-        let created = self
-            .client
-            .create_exec(
-                &container,
-                CreateExecOptions {
-                    cmd: Some(argv.to_vec()),
-                    attach_stdin: Some(true),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    tty: Some(true),
-                    env: Some(vec![
-                        "TERM=xterm-256color".to_string(),
-                        "LANG=C.UTF-8".to_string(),
-                    ]),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| self.exec_error(lab, node, e))?;
+        let io_err = |context: &str| io_error(&container, context);
+        let env = vec!["TERM=xterm-256color".into(), "LANG=C.UTF-8".into()];
+        let exec_id = self.create_attached(lab, node, argv, true, env).await?;
         let stream = self
-            .hijack(&created.id, true)
+            .hijack(&exec_id, true)
             .await
             .map_err(io_err("attaching a terminal"))?;
         let (mut rd, mut wr) = stream.into_split();
@@ -511,7 +504,7 @@ impl Docker {
                 },
                 Some((cols, rows)) = resize.next() => {
                     let size = ResizeExecOptions { width: cols, height: rows };
-                    if let Err(e) = self.client.resize_exec(&created.id, size).await {
+                    if let Err(e) = self.client.resize_exec(&exec_id, size).await {
                         tracing::debug!("resizing the terminal of {container}: {e}");
                     }
                 }
@@ -519,7 +512,7 @@ impl Docker {
         };
         input.abort();
         result?;
-        self.exit_code(&created.id, &container).await
+        self.exit_code(&exec_id, &container).await
     }
 
     /// `POST /exec/{id}/start` on a raw connection to the engine's socket; after the
