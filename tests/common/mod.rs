@@ -3,6 +3,7 @@
 
 #![allow(dead_code)]
 
+pub mod hostile;
 pub mod serve;
 
 use std::path::{Path, PathBuf};

@@ -147,6 +147,11 @@ impl Serve {
         }
     }
 
+    /// The controller's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(|c| c.id())
+    }
+
     /// SIGKILL: no shutdown handler runs.
     pub fn kill9(&mut self) {
         if let Some(mut c) = self.child.take() {
@@ -185,7 +190,17 @@ impl Serve {
         students: usize,
         lifetime: &str,
     ) -> Value {
-        let t = topology(topology_name);
+        self.class_create_file(&topology(topology_name), class, students, lifetime)
+    }
+
+    /// `class create` of a topology file anywhere (the class's labs are removed at the end).
+    pub fn class_create_file(
+        &mut self,
+        t: &std::path::Path,
+        class: &str,
+        students: usize,
+        lifetime: &str,
+    ) -> Value {
         let n = students.to_string();
         self.classes.push(class.to_owned());
         let o = self.cli(&[

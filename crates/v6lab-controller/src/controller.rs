@@ -27,7 +27,7 @@ use v6lab_runtime::spec::LabSpec;
 /// all labs: a room of hostile labs cannot make the controller run more.
 pub const MAX_EXECS: usize = 32;
 /// After a "check my work now" run, the lab's next one waits this long.
-pub const CHECK_COOLDOWN: Duration = Duration::from_secs(5);
+pub const CHECK_COOLDOWN: Duration = Duration::from_secs(10);
 /// The longest one lab's check run may take, whatever its checks' timeouts add up to.
 pub const MAX_CHECK_RUN: Duration = Duration::from_secs(120);
 /// The longest a lab's creation may hold a creation slot.

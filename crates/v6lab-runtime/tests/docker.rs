@@ -687,7 +687,10 @@ async fn interactive_exec_with_tty() {
 
     // Reads a line, prints the terminal size, binary bytes 0x01 0x02 and 0x00 at the start of
     // a write (what bollard's decoder would take for a header), exits 3.
-    let script = "read line; echo \"got:$line\"; stty size; sleep 0.2; printf '\\001\\002\\000bin\\n'; exit 3";
+    // The engine applies the size only once the exec runs: the script waits for it (polled,
+    // with a bound) before it reads.
+    let script = "i=0; while [ \"$(stty size)\" = '0 0' ] && [ $i -lt 200 ]; do sleep 0.05; i=$((i+1)); done; \
+                  read line; echo \"got:$line\"; stty size; sleep 0.2; printf '\\001\\002\\000bin\\n'; exit 3";
     let (mut input, stdin) = tokio::io::duplex(1024);
     let (stdout, mut output) = tokio::io::duplex(64 * 1024);
     let (resize_tx, resize_rx) = futures::channel::mpsc::unbounded::<(u16, u16)>();
@@ -702,8 +705,7 @@ async fn interactive_exec_with_tty() {
     let cmd = sh(script);
     let session = d.exec_interactive(&lab, "n1", &cmd, stdin, stdout, resize_rx);
     let feed = async {
-        // The resize is applied once the exec runs; give the shell its line after that.
-        tokio::time::sleep(Duration::from_millis(300)).await;
+        // The terminal keeps the line until the script reads it.
         tokio::io::AsyncWriteExt::write_all(&mut input, b"hello\r")
             .await
             .unwrap();

@@ -244,6 +244,9 @@ fn tar_files(node: &NodeSpec) -> Result<Vec<u8>, std::io::Error> {
     builder.into_inner()
 }
 
+/// How long `down` waits before its last look for containers a killed `up` left in flight.
+const DOWN_SETTLE: Duration = Duration::from_millis(250);
+
 impl Docker {
     /// Connects to the local engine (`DOCKER_HOST=unix://...` or `/var/run/docker.sock`) and
     /// negotiates the API version (down to the server's, e.g. 1.41 for Docker 20.10).
@@ -837,8 +840,27 @@ impl Docker {
     }
 
     async fn down_matching(&self, lab: Option<&str>) -> Result<Removed, Error> {
-        let containers = self.lab_containers(lab).await?;
-        let containers = self.remove_containers(containers).await?;
+        // A killed `up` can leave a container create in flight in the engine, which lands just
+        // after a first listing (seen 30-60 ms after `down` started): list again until two
+        // listings, a moment apart, find nothing.
+        let mut containers = 0;
+        let mut empty = 0;
+        // Bounded: a concurrent `up` of the same lab cannot keep this going.
+        for _ in 0..40 {
+            if empty == 2 {
+                break;
+            }
+            let found = self.lab_containers(lab).await?;
+            if found.is_empty() {
+                empty += 1;
+                if empty < 2 {
+                    tokio::time::sleep(DOWN_SETTLE).await;
+                }
+            } else {
+                empty = 0;
+                containers += self.remove_containers(found).await?;
+            }
+        }
         let nl = Netlink::connect().map_err(netlink_err("netlink"))?;
         let (bridges, veths) = self.remove_links(&nl, lab).await?;
         Ok(Removed {
