@@ -760,7 +760,7 @@ impl Io {
         // only after the exec started: Docker 20.10 has no initial console size), and the
         // session's processes carry a mark, so a hangup finds them when the client vanishes.
         let mark = new_mark();
-        let argv = marked(&mark, Some(input.size), argv);
+        let argv = marked(&mark, input.size, argv);
         let (stdin_w, stdin_r) = tokio::io::duplex(64 * 1024);
         let (resize_tx, resize_rx) = watch::channel(input.size);
         let resize_rx = tokio_stream::wrappers::WatchStream::new(resize_rx);
@@ -838,13 +838,11 @@ fn new_mark() -> String {
     crate::auth::new_token("")[..16].to_owned()
 }
 
-/// `argv` run with `V6LAB_SSH_SESSION=mark` in its environment, so [`signal`] finds its
-/// processes, and with a terminal's size set first (the engine applies a resize only after the
+/// `argv` run with `V6LAB_SSH_SESSION=mark` in its environment, so [`hang_up`] finds its
+/// shell, and with the terminal's size set first (the engine applies a resize only after the
 /// exec started: Docker 20.10 has no initial console size).
-fn marked(mark: &str, size: Option<(u16, u16)>, argv: &[String]) -> Vec<String> {
-    let (cols, rows) = size.map_or((String::new(), String::new()), |(c, r)| {
-        (c.to_string(), r.to_string())
-    });
+fn marked(mark: &str, (cols, rows): (u16, u16), argv: &[String]) -> Vec<String> {
+    let (cols, rows) = (cols.to_string(), rows.to_string());
     let mut wrapped: Vec<String> = [
         "/bin/sh",
         "-c",
