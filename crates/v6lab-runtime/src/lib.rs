@@ -11,5 +11,6 @@ pub mod exercise;
 pub mod fake;
 pub mod from_plan;
 pub mod names;
+mod readiness;
 pub mod runtime;
 pub mod spec;

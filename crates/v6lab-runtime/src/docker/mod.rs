@@ -17,6 +17,7 @@ pub mod kill;
 pub mod netlink;
 
 use crate::names::{self, LinkName};
+use crate::readiness;
 use crate::runtime::{
     BoxFuture, Ensured, ImageError, ImageList, Pipes, Recipe, Runtime, Streamed, Terminal,
 };
@@ -47,10 +48,6 @@ pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default number of nodes created, wired or removed at once.
 pub const DEFAULT_CONCURRENCY: usize = 8;
-/// How often a failing probe is retried.
-const PROBE_INTERVAL: Duration = Duration::from_millis(100);
-/// Deadline of the failing probe's last run (for what it prints) after the probes timed out.
-const LAST_PROBE_DEADLINE: Duration = Duration::from_secs(5);
 
 fn docker_err(context: impl Into<String>) -> impl FnOnce(BollardError) -> Error {
     let context = format!("Docker engine: {}", context.into());
@@ -200,23 +197,6 @@ fn container_name(c: &ContainerSummary) -> Option<&str> {
         .iter()
         .map(|n| n.trim_start_matches('/'))
         .next()
-}
-
-/// Shell-like rendering of an argv, for messages.
-fn show_argv(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if !a.is_empty()
-                && a.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,+@%".contains(&b))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
 }
 
 fn tar_files(node: &NodeSpec) -> Result<Vec<u8>, std::io::Error> {
@@ -452,34 +432,14 @@ impl Docker {
         let configuring: Vec<_> = spec
             .nodes
             .iter()
-            .map(|node| async move {
-                let name = || node.name.clone();
-                for argv in &node.start {
-                    let limits = ExecLimits::within(self.start_timeout);
-                    let out = self.exec(lab, &node.name, argv, limits).await?;
-                    if let Some(reason) = &out.stopped {
-                        return Err(Error::CommandStopped {
-                            lab: lab.to_string(),
-                            node: name(),
-                            command: show_argv(argv),
-                            reason: reason.clone(),
-                            output: format!("{}\n{}", out.stdout, out.stderr),
-                        });
-                    }
-                    if out.exit_code != 0 {
-                        return Err(Error::StartFailed {
-                            lab: lab.to_string(),
-                            node: name(),
-                            command: show_argv(argv),
-                            exit_code: out.exit_code,
-                            output: out.combined(),
-                        });
-                    }
-                }
-                emit(EventKind::NodeConfigured { node: name() });
-                self.await_probes(lab, node, emit).await?;
-                emit(EventKind::NodeReady { node: name() });
-                Ok::<_, Error>(())
+            .map(|node| {
+                readiness::configure(
+                    self,
+                    lab,
+                    node,
+                    (self.start_timeout, self.probe_timeout),
+                    emit,
+                )
             })
             .collect();
         stream::iter(configuring)
@@ -616,78 +576,6 @@ impl Docker {
                 lab: lab.to_string(),
                 node: node.to_string(),
             }),
-        }
-    }
-
-    /// Polls a node's probes until all pass. One exec per round runs the probes in order and
-    /// stops at the first failing one (each exec is a round trip to the engine).
-    async fn await_probes(
-        &self,
-        lab: &str,
-        node: &NodeSpec,
-        emit: &(dyn Fn(EventKind) + Sync),
-    ) -> Result<(), Error> {
-        if node.probes.is_empty() {
-            return Ok(());
-        }
-        let deadline = Instant::now() + self.probe_timeout;
-        let script: String = node
-            .probes
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                format!(
-                    "{} >/dev/null 2>&1 || {{ echo {i}; exit 1; }}\n",
-                    shell_words(&p.argv)
-                )
-            })
-            .collect();
-        let argv = vec!["sh".to_string(), "-c".to_string(), script];
-        let mut waiting: Option<usize> = None;
-        loop {
-            // Each round's exec is bounded by what is left of the probes' deadline.
-            let left = deadline
-                .saturating_duration_since(Instant::now())
-                .max(PROBE_INTERVAL);
-            let failing = match self
-                .exec(lab, &node.name, &argv, ExecLimits::within(left))
-                .await?
-            {
-                out if out.stopped.is_some() => waiting.unwrap_or(0),
-                out if out.exit_code == 0 => return Ok(()),
-                out => out
-                    .stdout
-                    .trim()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|i| *i < node.probes.len())
-                    .unwrap_or(0),
-            };
-            if waiting != Some(failing) {
-                waiting = Some(failing);
-                emit(EventKind::NodeWaiting {
-                    node: node.name.clone(),
-                    probe: node.probes[failing].description.clone(),
-                });
-            }
-            if Instant::now() + PROBE_INTERVAL > deadline {
-                let probe = &node.probes[failing];
-                // The failing probe once more, alone, for what it prints.
-                let limits = ExecLimits::within(LAST_PROBE_DEADLINE);
-                let last_output = match self.exec(lab, &node.name, &probe.argv, limits).await {
-                    Ok(out) => out.combined(),
-                    Err(e) => format!("(the probe command did not run: {e})"),
-                };
-                return Err(Error::ProbeTimeout(Box::new(ProbeTimeout {
-                    lab: lab.to_string(),
-                    node: node.name.clone(),
-                    probe: probe.description.clone(),
-                    command: show_argv(&probe.argv),
-                    timeout: self.probe_timeout,
-                    last_output,
-                })));
-            }
-            tokio::time::sleep(PROBE_INTERVAL).await;
         }
     }
 
@@ -1075,35 +963,5 @@ impl Runtime for Docker {
 
     fn images(&self) -> BoxFuture<'_, Result<ImageList, ImageError>> {
         Box::pin(images::list(&self.client))
-    }
-}
-
-/// An argv as one shell command line (each word single-quoted).
-fn shell_words(argv: &[String]) -> String {
-    argv.iter()
-        .map(|w| format!("'{}'", w.replace('\'', "'\\''")))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-#[cfg(test)]
-mod shell_words_tests {
-    use super::shell_words;
-
-    #[test]
-    fn quotes_every_word() {
-        let argv = vec![
-            "sh".to_string(),
-            "-c".to_string(),
-            "echo 'hi' | grep -q h".to_string(),
-        ];
-        let line = shell_words(&argv);
-        assert_eq!(line, r#"'sh' '-c' 'echo '\''hi'\'' | grep -q h'"#);
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&line)
-            .status()
-            .unwrap();
-        assert!(out.success());
     }
 }
