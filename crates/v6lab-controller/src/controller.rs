@@ -15,9 +15,13 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tokio::sync::{Semaphore, broadcast};
 use tokio_util::sync::CancellationToken;
-use v6lab_runtime::docker::{self, Docker, ExecLimits, ExecOutput, NoopObserver};
-use v6lab_runtime::exercise::{ExerciseResult, NodeExec, Patience};
+use v6lab_runtime::exercise::{ExerciseResult, Patience};
 use v6lab_runtime::from_plan::{Apply, lab_spec};
+use v6lab_runtime::runtime::{
+    self, BoxFuture, Ensured, ExecLimits, ExecOutput, ImageError, ImageList, LabStatus, LabSummary,
+    NoopObserver, Observer, Pipes, Recipe, Removed, Runtime, Streamed, Terminal,
+};
+use v6lab_runtime::spec::LabSpec;
 
 /// Commands run in nodes at once by the controller (checks, reading topologies back), across
 /// all labs: a room of hostile labs cannot make the controller run more.
@@ -116,17 +120,17 @@ struct Gated<'a> {
     until: Instant,
 }
 
-impl NodeExec for Gated<'_> {
-    async fn exec_in(
+impl Gated<'_> {
+    async fn exec(
         &self,
         lab: &str,
         node: &str,
         argv: &[String],
         limits: ExecLimits,
-    ) -> Result<ExecOutput, docker::Error> {
+    ) -> Result<ExecOutput, runtime::Error> {
         let until = tokio::time::Instant::from_std(self.until);
         let Ok(Ok(_permit)) = tokio::time::timeout_at(until, self.ctl.execs.acquire()).await else {
-            return Err(docker::Error::Io {
+            return Err(runtime::Error::Io {
                 context: format!("running a command in node {node} of lab {lab}"),
                 source: std::io::Error::new(
                     std::io::ErrorKind::TimedOut,
@@ -144,12 +148,90 @@ impl NodeExec for Gated<'_> {
         }
         m.execs_running.fetch_add(1, Ordering::Relaxed);
         let running = Running(&m.execs_running);
-        let out = self.ctl.docker.exec(lab, node, argv, limits).await;
+        let out = self.ctl.runtime.exec(lab, node, argv, limits).await;
         drop(running);
         if matches!(&out, Ok(o) if o.stopped.is_some()) {
             m.execs_stopped.fetch_add(1, Ordering::Relaxed);
         }
         out
+    }
+}
+
+/// The controller's runtime with its commands gated; everything else passes through.
+impl Runtime for Gated<'_> {
+    fn up<'a>(
+        &'a self,
+        spec: &'a LabSpec,
+        observer: &'a dyn Observer,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<(), runtime::Error>> {
+        self.ctl.runtime.up(spec, observer, cancel)
+    }
+
+    fn down<'a>(&'a self, lab: &'a str) -> BoxFuture<'a, Result<Removed, runtime::Error>> {
+        self.ctl.runtime.down(lab)
+    }
+
+    fn down_all(&self) -> BoxFuture<'_, Result<Removed, runtime::Error>> {
+        self.ctl.runtime.down_all()
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<LabSummary>, runtime::Error>> {
+        self.ctl.runtime.list()
+    }
+
+    fn inspect<'a>(&'a self, lab: &'a str) -> BoxFuture<'a, Result<LabStatus, runtime::Error>> {
+        self.ctl.runtime.inspect(lab)
+    }
+
+    fn stray_labs(&self) -> BoxFuture<'_, Result<BTreeSet<String>, runtime::Error>> {
+        self.ctl.runtime.stray_labs()
+    }
+
+    fn exec<'a>(
+        &'a self,
+        lab: &'a str,
+        node: &'a str,
+        argv: &'a [String],
+        limits: ExecLimits,
+    ) -> BoxFuture<'a, Result<ExecOutput, runtime::Error>> {
+        Box::pin(Gated::exec(self, lab, node, argv, limits))
+    }
+
+    fn exec_interactive<'a>(
+        &'a self,
+        lab: &'a str,
+        node: &'a str,
+        argv: &'a [String],
+        term: Terminal<'a>,
+    ) -> BoxFuture<'a, Result<i64, runtime::Error>> {
+        self.ctl.runtime.exec_interactive(lab, node, argv, term)
+    }
+
+    fn exec_streamed<'a>(
+        &'a self,
+        lab: &'a str,
+        node: &'a str,
+        argv: &'a [String],
+        pipes: Pipes<'a>,
+        deadline: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Streamed, runtime::Error>> {
+        self.ctl
+            .runtime
+            .exec_streamed(lab, node, argv, pipes, deadline)
+    }
+
+    fn ensure_image<'a>(
+        &'a self,
+        recipe: &'a Recipe,
+        force: bool,
+        progress: &'a (dyn Fn(&str) + Send + Sync),
+    ) -> BoxFuture<'a, Result<Ensured, ImageError>> {
+        self.ctl.runtime.ensure_image(recipe, force, progress)
+    }
+
+    fn images(&self) -> BoxFuture<'_, Result<ImageList, ImageError>> {
+        self.ctl.runtime.images()
     }
 }
 
@@ -204,7 +286,8 @@ pub struct Config {
 
 pub struct Controller {
     pub store: Store,
-    pub docker: Docker,
+    /// The engine the labs run on (Docker in production, a fake in tests).
+    pub runtime: Arc<dyn Runtime>,
     pub cfg: Config,
     pub metrics: Metrics,
     pub events: broadcast::Sender<EventRow>,
@@ -232,7 +315,7 @@ impl Drop for BusyGuard {
 }
 
 impl Controller {
-    pub fn new(store: Store, docker: Docker, cfg: Config) -> Arc<Controller> {
+    pub fn new(store: Store, runtime: impl Runtime + 'static, cfg: Config) -> Arc<Controller> {
         let (events, _) = broadcast::channel(1024);
         let metrics = Metrics::default();
         metrics
@@ -245,7 +328,7 @@ impl Controller {
             checks: Mutex::new(CheckGate::default()),
             creations: Mutex::new(BTreeMap::new()),
             store,
-            docker,
+            runtime: Arc::new(runtime),
             cfg,
             metrics,
             events,
@@ -374,9 +457,9 @@ impl Controller {
         // link seen here whose lab has no container in the listing below is truly left over
         // (read the other way round, a lab created between the two reads would look like
         // leftover links and be swept from under whoever is making it).
-        let with_links = self.docker.labs_with_links().await;
+        let with_links = self.runtime.stray_labs().await;
         let observed: Vec<Observed> = self
-            .docker
+            .runtime
             .list()
             .await
             .map_err(|e| e.to_string())?
@@ -508,7 +591,7 @@ impl Controller {
 
     /// Removes a lab's runtime objects; false (and an error event) when the runtime refused.
     async fn remove(&self, lab: &str) -> bool {
-        match self.docker.down(lab).await {
+        match self.runtime.down(lab).await {
             Ok(_) => {
                 self.metrics.labs_deleted.fetch_add(1, Ordering::Relaxed);
                 true
@@ -579,10 +662,10 @@ impl Controller {
                 );
             }
             Ok(()) => {
-                let _ = self.docker.down(lab).await;
+                let _ = self.runtime.down(lab).await;
             }
             Err(_) if !still_wanted || cancel.is_cancelled() => {
-                let _ = self.docker.down(lab).await;
+                let _ = self.runtime.down(lab).await;
                 self.event(
                     Some(lab),
                     row.class.as_deref(),
@@ -594,7 +677,7 @@ impl Controller {
                 self.metrics
                     .lab_create_failures
                     .fetch_add(1, Ordering::Relaxed);
-                let _ = self.docker.down(lab).await;
+                let _ = self.runtime.down(lab).await;
                 let retry = now() + reconcile::backoff(row.attempts + 1);
                 let _ = self.store.set_state(lab, LabState::Failed, Some(&e), retry);
                 self.event(
@@ -612,7 +695,7 @@ impl Controller {
 
     async fn bring_up(&self, row: &LabRow, cancel: &CancellationToken) -> Result<(), String> {
         // Whatever a previous attempt or a crash left is removed first.
-        self.docker
+        self.runtime
             .down(&row.name)
             .await
             .map_err(|e| e.to_string())?;
@@ -632,14 +715,14 @@ impl Controller {
             apply,
         );
         spec.owner = self.cfg.owner.clone();
-        self.docker
-            .up_cancellable(&spec, &NoopObserver, cancel)
+        self.runtime
+            .up(&spec, &NoopObserver, cancel)
             .await
             .map_err(|e| e.to_string())
     }
 
     async fn adopt(&self, lab: &str) {
-        let st = match self.docker.inspect(lab).await {
+        let st = match self.runtime.inspect(lab).await {
             Ok(s) => s,
             Err(e) => {
                 tracing::warn!(lab, error = %e, "cannot adopt");
@@ -815,6 +898,207 @@ mod tests {
         let resp = r.into_response();
         assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
         assert_eq!(resp.headers()[header::RETRY_AFTER], "4");
+    }
+
+    /// The controller's executor, expiry and recovery against a runtime in memory.
+    mod with_a_fake_runtime {
+        use super::*;
+        use v6lab_runtime::fake::{Fake, Up};
+
+        const TOPOLOGY: &str = include_str!("../../../topologies/ipv6-basics.yaml");
+        const OWNER: &str = "controller-test";
+
+        fn controller(fake: &Arc<Fake>) -> Arc<Controller> {
+            let cfg = Config {
+                state_dir: std::env::temp_dir(),
+                warn_before: 60,
+                max_lifetime: 86_400,
+                tick: Duration::from_secs(1),
+                create_concurrency: 2,
+                check_interval: Duration::ZERO,
+                check_concurrency: 1,
+                image: "v6lab/node:test".into(),
+                owner: OWNER.into(),
+            };
+            Controller::new(Store::memory().unwrap(), fake.clone(), cfg)
+        }
+
+        fn row(name: &str, state: LabState, expires_in: i64) -> LabRow {
+            LabRow {
+                topology: TOPOLOGY.into(),
+                topology_name: "ipv6-basics".into(),
+                created: now(),
+                expires: now() + expires_in,
+                state,
+                ..LabRow::sample(name, &auth::new_token("v6s_"))
+            }
+        }
+
+        /// A lab on the runtime: `nodes` of `expected` made, by `owner`.
+        fn on_runtime(fake: &Fake, lab: &str, owner: &str, nodes: usize, expected: usize) {
+            fake.state().labs.insert(
+                lab.into(),
+                runtime::LabSummary {
+                    lab: lab.into(),
+                    topology: "ipv6-basics".into(),
+                    topology_hash: String::new(),
+                    nodes,
+                    running: nodes,
+                    expires_at: None,
+                    owner: owner.into(),
+                    expected_nodes: expected,
+                },
+            );
+        }
+
+        /// Polls `ok` until it holds, for at most 10 s.
+        async fn until(what: &str, ok: impl Fn() -> bool) {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !ok() {
+                assert!(Instant::now() < deadline, "timed out waiting for {what}");
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        }
+
+        fn events(ctl: &Controller, lab: &str) -> Vec<String> {
+            ctl.store
+                .events(0, 1000)
+                .unwrap()
+                .into_iter()
+                .filter(|e| e.lab.as_deref() == Some(lab))
+                .map(|e| e.kind)
+                .collect()
+        }
+
+        fn idle(ctl: &Controller) -> bool {
+            ctl.busy.lock().unwrap().is_empty()
+        }
+
+        #[tokio::test]
+        async fn a_lab_that_expires_is_removed_and_forgotten() {
+            let fake = Arc::new(Fake::new());
+            let ctl = controller(&fake);
+            on_runtime(&fake, "t-old", OWNER, 3, 3);
+            ctl.store
+                .insert_lab(&row("t-old", LabState::Ready, -1))
+                .unwrap();
+            let actions = ctl.clone().reconcile_once().await.unwrap();
+            assert_eq!(actions, vec![Action::Expire("t-old".into())]);
+            until("the expired lab to go", || {
+                fake.labs().is_empty() && idle(&ctl)
+            })
+            .await;
+            assert!(ctl.store.lab("t-old").unwrap().is_none());
+            assert!(events(&ctl, "t-old").contains(&"expired".to_string()));
+            assert_eq!(fake.state().downs, vec!["t-old".to_string()]);
+        }
+
+        #[tokio::test]
+        async fn a_lab_deleted_while_being_created_stops_being_created() {
+            let fake = Arc::new(Fake::new());
+            fake.set_up(Up::Hang);
+            let ctl = controller(&fake);
+            ctl.store
+                .insert_lab(&row("t-new", LabState::Pending, 3600))
+                .unwrap();
+            let actions = ctl.clone().reconcile_once().await.unwrap();
+            assert_eq!(actions, vec![Action::Create("t-new".into())]);
+            until("the creation to hang", || fake.state().coming_up == 1).await;
+            assert_eq!(fake.labs(), vec!["t-new".to_string()]);
+            // Deleted as the API does it: the row goes, the event announces it.
+            ctl.store.delete_lab("t-new").unwrap();
+            ctl.event(
+                Some("t-new"),
+                None,
+                "deleting",
+                "lab t-new is being deleted",
+            );
+            until("the creation to stop and its lab to go", || {
+                fake.state().coming_up == 0 && fake.labs().is_empty() && idle(&ctl)
+            })
+            .await;
+            assert!(events(&ctl, "t-new").contains(&"cancelled".to_string()));
+            assert_eq!(fake.state().ups, vec!["t-new".to_string()]);
+        }
+
+        #[tokio::test]
+        async fn a_half_made_lab_is_repaired_and_leftovers_are_removed_at_start() {
+            let fake = Arc::new(Fake::new());
+            // What a controller killed mid-creation leaves: a lab of its own with one node of
+            // three, one of its labs it no longer wants, and links without any container.
+            on_runtime(&fake, "t-half", OWNER, 1, 3);
+            on_runtime(&fake, "t-unwanted", OWNER, 3, 3);
+            fake.state().stray.insert("t-links".into());
+            // Someone else's lab is left alone.
+            on_runtime(&fake, "t-other", "controller-elsewhere", 3, 3);
+            let ctl = controller(&fake);
+            ctl.store
+                .insert_lab(&row("t-half", LabState::Ready, 3600))
+                .unwrap();
+            let mut actions = ctl.clone().reconcile_once().await.unwrap();
+            actions.sort();
+            assert_eq!(
+                actions,
+                vec![
+                    Action::DeleteOrphan("t-links".into()),
+                    Action::DeleteOrphan("t-unwanted".into()),
+                    Action::Repair("t-half".into()),
+                ]
+            );
+            until("the repair and the removals", || {
+                let st = fake.state();
+                st.stray.is_empty()
+                    && st.labs.keys().eq(["t-half", "t-other"])
+                    && st.labs["t-half"].nodes == st.labs["t-half"].expected_nodes
+            })
+            .await;
+            until("the tasks to end", || idle(&ctl)).await;
+            assert_eq!(
+                ctl.store.lab("t-half").unwrap().unwrap().state,
+                LabState::Ready
+            );
+            let kinds = events(&ctl, "t-half");
+            assert!(kinds.contains(&"repairing".to_string()), "{kinds:?}");
+            assert!(kinds.contains(&"ready".to_string()), "{kinds:?}");
+            // What was there was removed before the lab was made again.
+            {
+                let st = fake.state();
+                assert!(st.downs.contains(&"t-half".to_string()));
+                assert_eq!(st.ups, vec!["t-half".to_string()]);
+            }
+            // Nothing more to do.
+            assert_eq!(ctl.clone().reconcile_once().await.unwrap(), vec![]);
+        }
+
+        #[tokio::test]
+        async fn a_failed_creation_is_cleaned_up_and_retried_only_after_its_backoff() {
+            let fake = Arc::new(Fake::new());
+            fake.set_up(Up::Fail("radvd: no such file".into()));
+            let ctl = controller(&fake);
+            ctl.store
+                .insert_lab(&row("t-bad", LabState::Pending, 3600))
+                .unwrap();
+            ctl.clone().reconcile_once().await.unwrap();
+            until("the creation to fail", || {
+                matches!(ctl.store.lab("t-bad"), Ok(Some(l)) if l.state == LabState::Failed)
+                    && idle(&ctl)
+            })
+            .await;
+            let l = ctl.store.lab("t-bad").unwrap().unwrap();
+            assert_eq!(l.attempts, 1);
+            assert!(
+                l.next_try > now(),
+                "retried at {} (now {})",
+                l.next_try,
+                now()
+            );
+            assert!(l.last_error.unwrap().contains("radvd: no such file"));
+            assert!(fake.labs().is_empty(), "the half-made lab is removed");
+            assert!(events(&ctl, "t-bad").contains(&"error".to_string()));
+            // Within the backoff the lab is not tried again.
+            assert_eq!(ctl.clone().reconcile_once().await.unwrap(), vec![]);
+            assert_eq!(fake.state().ups.len(), 1);
+        }
     }
 
     #[test]

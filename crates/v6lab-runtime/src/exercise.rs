@@ -1,37 +1,14 @@
 //! Exercises on a running lab: run checks (retrying until their deadline) and apply reference
 //! solutions. What a check runs and how its output is judged is pure ([`v6lab_core::check`]);
-//! this module only executes, through any runtime that can run a command in a node.
+//! this module only executes, through any [`Runtime`].
 
-use crate::docker::{Docker, Error, ExecLimits, ExecOutput};
 use crate::from_plan::TOPOLOGY_FILE;
+use crate::runtime::{Error, ExecLimits, Runtime};
 use futures::StreamExt;
 use serde::Serialize;
 use std::time::{Duration, Instant};
 use v6lab_core::check::{self, Output};
 use v6lab_core::plan::{CheckPlan, ExercisePlan, Plan};
-
-/// Runs a command in a node of a lab, within limits. Docker implements it; Kubernetes will too.
-pub trait NodeExec: Sync {
-    fn exec_in(
-        &self,
-        lab: &str,
-        node: &str,
-        argv: &[String],
-        limits: ExecLimits,
-    ) -> impl Future<Output = Result<ExecOutput, Error>> + Send;
-}
-
-impl NodeExec for Docker {
-    async fn exec_in(
-        &self,
-        lab: &str,
-        node: &str,
-        argv: &[String],
-        limits: ExecLimits,
-    ) -> Result<ExecOutput, Error> {
-        self.exec(lab, node, argv, limits).await
-    }
-}
 
 /// How often a failing check is run again before its deadline.
 const RETRY: Duration = Duration::from_millis(500);
@@ -72,8 +49,8 @@ pub struct ExerciseResult {
 }
 
 /// Reads back the topology a lab was started from and plans it again (same topology, same plan).
-pub async fn lab_plan<E: NodeExec>(
-    rt: &E,
+pub async fn lab_plan(
+    rt: &dyn Runtime,
     lab: &str,
     nodes: &[String],
 ) -> Result<(String, Plan), Error> {
@@ -81,7 +58,7 @@ pub async fn lab_plan<E: NodeExec>(
     for n in nodes {
         let limits = ExecLimits::within(READ_TOPOLOGY).with_output_cap(TOPOLOGY_CAP);
         match rt
-            .exec_in(lab, n, &["cat".into(), TOPOLOGY_FILE.into()], limits)
+            .exec(lab, n, &["cat".into(), TOPOLOGY_FILE.into()], limits)
             .await
         {
             Ok(out) if out.exit_code == 0 && out.stopped.is_none() => {
@@ -144,8 +121,8 @@ pub fn budget(plan: &Plan, only: Option<&str>) -> Duration {
 /// Runs one check until it passes, its timeout passes (see [`Patience`]) or `until` (the
 /// lab's run deadline). Every run is bounded (its timeout, at least 10 s; the output cap): a
 /// check that hangs or floods its output fails, saying so, and is not run again.
-pub async fn run_check<E: NodeExec>(
-    rt: &E,
+pub async fn run_check(
+    rt: &dyn Runtime,
     lab: &str,
     c: &CheckPlan,
     patience: Patience,
@@ -166,10 +143,7 @@ pub async fn run_check<E: NodeExec>(
         let run_until = (run_start + run_deadline(c)).min(until);
         let left = run_until.saturating_duration_since(run_start);
         let mut stopped = false;
-        let (passed, detail) = match rt
-            .exec_in(lab, &c.node, &argv, ExecLimits::within(left))
-            .await
-        {
+        let (passed, detail) = match rt.exec(lab, &c.node, &argv, ExecLimits::within(left)).await {
             Ok(o) if o.timed_out => {
                 stopped = true;
                 let within = if run_until == until && Instant::now() >= until {
@@ -230,8 +204,8 @@ pub async fn run_check<E: NodeExec>(
 
 /// Runs the checks of the exercises (all, or those named), concurrently, until `until` at
 /// the latest (see [`budget`]): a check not started by then fails as not run.
-pub async fn run_exercises<E: NodeExec>(
-    rt: &E,
+pub async fn run_exercises(
+    rt: &dyn Runtime,
     lab: &str,
     plan: &Plan,
     only: Option<&str>,
@@ -321,8 +295,8 @@ pub fn solution_steps(plan: &Plan, e: &ExercisePlan) -> Vec<(String, Vec<String>
 }
 
 /// Applies an exercise's reference solution, step by step; a failing step stops it.
-pub async fn solve<E: NodeExec>(
-    rt: &E,
+pub async fn solve(
+    rt: &dyn Runtime,
     lab: &str,
     plan: &Plan,
     exercise: &str,
@@ -337,7 +311,7 @@ pub async fn solve<E: NodeExec>(
     let mut done = Vec::new();
     for (node, argv) in solution_steps(plan, e) {
         let out = rt
-            .exec_in(lab, &node, &argv, ExecLimits::within(SOLUTION_STEP))
+            .exec(lab, &node, &argv, ExecLimits::within(SOLUTION_STEP))
             .await?;
         if let Some(reason) = &out.stopped {
             return Err(Error::CommandStopped {
@@ -365,49 +339,39 @@ pub async fn solve<E: NodeExec>(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::fake::Fake;
+    use crate::runtime::ExecOutput;
     use v6lab_core::plan::CheckKind;
 
     /// A node per behaviour: `ok` passes, `flood` overflows its output, `hang` and `slow` never
     /// end (the bounded exec answers timed out: `slow` at its deadline, `hang` at once).
-    struct Fake;
-
-    impl NodeExec for Fake {
-        async fn exec_in(
-            &self,
-            _lab: &str,
-            node: &str,
-            _argv: &[String],
-            limits: ExecLimits,
-        ) -> Result<ExecOutput, Error> {
-            let mut out = ExecOutput {
-                exit_code: 0,
-                stdout: String::new(),
-                stderr: String::new(),
-                truncated: false,
-                timed_out: false,
-                stopped: None,
-            };
-            match node {
-                "flood" => {
-                    out.exit_code = -1;
-                    out.stdout = "y\n".repeat(limits.output_cap / 2);
-                    out.truncated = true;
-                    out.stopped =
-                        Some("output truncated at 64 KiB; the command was stopped".into());
-                }
-                "hang" | "slow" => {
-                    // The bounded exec answers at the deadline ("hang": as if it had passed).
-                    if node == "slow" {
-                        tokio::time::sleep(limits.deadline).await;
+    fn fake() -> Fake {
+        Fake::new().with_exec(|_lab, node, _argv, limits| {
+            let node = node.to_owned();
+            Box::pin(async move {
+                let mut out = ExecOutput::default();
+                match node.as_str() {
+                    "flood" => {
+                        out.exit_code = -1;
+                        out.stdout = "y\n".repeat(limits.output_cap / 2);
+                        out.truncated = true;
+                        out.stopped =
+                            Some("output truncated at 64 KiB; the command was stopped".into());
                     }
-                    out.exit_code = -1;
-                    out.timed_out = true;
-                    out.stopped = Some("the command did not finish; it was stopped".into());
+                    "hang" | "slow" => {
+                        // The bounded exec answers at the deadline ("hang": as if it had passed).
+                        if node == "slow" {
+                            tokio::time::sleep(limits.deadline).await;
+                        }
+                        out.exit_code = -1;
+                        out.timed_out = true;
+                        out.stopped = Some("the command did not finish; it was stopped".into());
+                    }
+                    _ => {}
                 }
-                _ => {}
-            }
-            Ok(out)
-        }
+                Ok(out)
+            })
+        })
     }
 
     fn check(node: &str, timeout_secs: u64) -> CheckPlan {
@@ -438,7 +402,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_hung_check_fails_at_its_timeout_saying_so() {
-        let r = run_check(&Fake, "l", &check("hang", 1), Patience::UntilTimeout, far()).await;
+        let r = run_check(
+            &fake(),
+            "l",
+            &check("hang", 1),
+            Patience::UntilTimeout,
+            far(),
+        )
+        .await;
         assert!(!r.passed);
         assert_eq!(r.attempts, 1);
         // Each run gets at least 10 s, whatever the check's convergence timeout.
@@ -448,13 +419,13 @@ mod tests {
             "{}",
             r.detail
         );
-        let r = run_check(&Fake, "l", &check("hang", 30), Patience::Once, far()).await;
+        let r = run_check(&fake(), "l", &check("hang", 30), Patience::Once, far()).await;
         assert!(r.detail.contains("within 30s"), "{}", r.detail);
         // Even an expected failure does not pass by hanging.
         let mut c = check("hang", 1);
         c.expect_fail = true;
         assert!(
-            !run_check(&Fake, "l", &c, Patience::Once, far())
+            !run_check(&fake(), "l", &c, Patience::Once, far())
                 .await
                 .passed
         );
@@ -463,7 +434,7 @@ mod tests {
     #[tokio::test]
     async fn a_flooding_check_fails_as_truncated_and_is_not_retried() {
         let r = run_check(
-            &Fake,
+            &fake(),
             "l",
             &check("flood", 5),
             Patience::UntilTimeout,
@@ -474,7 +445,7 @@ mod tests {
         assert_eq!(r.attempts, 1);
         assert!(r.detail.contains("output truncated"), "{}", r.detail);
         assert!(
-            run_check(&Fake, "l", &check("ok", 5), Patience::Once, far())
+            run_check(&fake(), "l", &check("ok", 5), Patience::Once, far())
                 .await
                 .passed
         );
@@ -483,7 +454,7 @@ mod tests {
     #[tokio::test]
     async fn the_lab_deadline_bounds_its_checks() {
         let until = Instant::now() + Duration::from_millis(300);
-        let r = run_check(&Fake, "l", &check("slow", 10), Patience::Once, until).await;
+        let r = run_check(&fake(), "l", &check("slow", 10), Patience::Once, until).await;
         assert!(!r.passed);
         assert!(r.detail.contains("ran out of time"), "{}", r.detail);
         assert!(Instant::now() < until + Duration::from_secs(1));

@@ -14,7 +14,7 @@ use v6lab_runtime::spec::{FileSpec, InterfaceSpec, LabSpec, Limits, NodeSpec, Pr
 
 fn image() -> String {
     std::env::var("V6LAB_TEST_IMAGE").unwrap_or_else(|_| {
-        v6lab_runtime::images::Recipe::locate()
+        v6lab_runtime::runtime::Recipe::locate()
             .expect("the lab image recipe (deploy/images) of this source tree")
             .tag()
     })
@@ -1029,16 +1029,22 @@ async fn gone_from_host(lab: &str, node: &str, needle: &str) {
     }
 }
 
-#[tokio::test]
-async fn bounded_exec_stops_floods_and_hangs_from_the_host() {
-    let lab = lab_name("bounded");
-    let _cleanup = Cleanup(lab.clone());
+/// A lab of one node `n1` (no probes) whose own `kill`, `timeout` and `pkill` do nothing: they are
+/// no help to anyone stopping its commands.
+async fn node_without_kill(test: &str) -> (Docker, String, Cleanup) {
+    let lab = lab_name(test);
+    let cleanup = Cleanup(lab.clone());
     let d = docker().await;
     let mut spec = spec(&lab, 1);
     spec.nodes[0].probes.clear();
     d.up(&spec, &NoopObserver).await.unwrap();
-    // The node's own `kill` and `timeout` are no help to anyone.
     ok(&d, &lab, "n1", &sh("for t in kill timeout pkill; do p=$(command -v $t) && ln -sf /bin/true \"$p\"; done; true")).await;
+    (d, lab, cleanup)
+}
+
+#[tokio::test]
+async fn bounded_exec_stops_floods_and_hangs_from_the_host() {
+    let (d, lab, _cleanup) = node_without_kill("bounded").await;
 
     // A flood: the first 64 KiB are kept, the rest is not read, the command is killed.
     let t0 = Instant::now();
@@ -1182,4 +1188,91 @@ async fn cancelled_up_stops_at_once_and_down_cleans_up() {
     gone_from_host(&lab, "n1", "sleep 31536004").await;
     d.down(&lab).await.unwrap();
     assert_eq!(leftovers(&lab), Vec::<String>::new());
+}
+
+/// A command without a terminal through the runtime's streamed exec: stdin in (EOF closes it),
+/// stdout and stderr apart, the exit code; the output read only as fast as it is taken; killed
+/// from the host at its deadline or when its caller drops it.
+#[tokio::test]
+async fn streamed_exec_pipes_back_pressures_and_is_killed_from_the_host() {
+    use tokio::io::AsyncReadExt;
+    use v6lab_runtime::runtime::{Pipes, Streamed};
+    let (d, lab, _cleanup) = node_without_kill("streamed").await;
+
+    // Input, both outputs apart, the exit code.
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let pipes = Pipes {
+        stdin: Box::new(&b"line one\nline two\n"[..]),
+        stdout: &mut out,
+        stderr: &mut err,
+    };
+    let ended = d
+        .exec_streamed(
+            &lab,
+            "n1",
+            &sh("wc -l; echo oops >&2; exit 3"),
+            pipes,
+            Some(Duration::from_secs(30)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(ended, Streamed::Exited(3));
+    assert_eq!(String::from_utf8_lossy(&out).trim(), "2");
+    assert_eq!(String::from_utf8_lossy(&err), "oops\n");
+
+    // A deadline: the command and what it left running are killed from the host.
+    let (mut out, mut err) = (Vec::new(), Vec::new());
+    let pipes = Pipes {
+        stdin: Box::new(tokio::io::empty()),
+        stdout: &mut out,
+        stderr: &mut err,
+    };
+    let t0 = Instant::now();
+    let ended = d
+        .exec_streamed(
+            &lab,
+            "n1",
+            &sh("echo started; sleep 31536003 & sleep infinity"),
+            pipes,
+            Some(Duration::from_secs(2)),
+        )
+        .await
+        .unwrap();
+    eprintln!(
+        "streamed hang: returned after {:?} (deadline 2s)",
+        t0.elapsed()
+    );
+    assert_eq!(ended, Streamed::DeadlinePassed);
+    assert_eq!(out, b"started\n");
+    gone_from_host(&lab, "n1", "sleep 31536003").await;
+
+    // A flood into a reader that stops reading: the runtime waits for it (only a bounded
+    // amount is in flight) and, when its caller gives up, the command is killed.
+    let (mut writer, mut reader) = tokio::io::duplex(16 * 1024);
+    let mut err = Vec::new();
+    let flood = argv(&["cat", "/dev/zero"]);
+    let work = d.exec_streamed(
+        &lab,
+        "n1",
+        &flood,
+        Pipes {
+            stdin: Box::new(tokio::io::empty()),
+            stdout: &mut writer,
+            stderr: &mut err,
+        },
+        None,
+    );
+    let read = async {
+        let mut buf = vec![0u8; 1 << 20];
+        reader.read_exact(&mut buf).await.unwrap();
+        // Then nothing more is read: the exec must wait, not buffer.
+        std::future::pending::<()>().await
+    };
+    tokio::select! {
+        r = work => panic!("a flood ended by itself: {r:?}"),
+        _ = tokio::time::sleep(Duration::from_secs(3)) => {}
+        () = read => unreachable!(),
+    }
+    gone_from_host(&lab, "n1", "cat /dev/zero").await;
+    d.down(&lab).await.unwrap();
 }

@@ -10,12 +10,11 @@ use std::future::Future;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use v6lab_core::plan::{Assign4, Assign6, Plan};
-use v6lab_runtime::docker::{Docker, Event, EventKind, Observer};
 use v6lab_runtime::from_plan::{Apply, lab_spec};
-use v6lab_runtime::images;
+use v6lab_runtime::runtime::{self, Event, EventKind, ExecLimits, Observer, Recipe, Runtime};
 
 #[derive(Args)]
 pub struct UpArgs {
@@ -69,8 +68,8 @@ pub fn run(f: impl Future<Output = Result<ExitCode>>) -> Result<ExitCode> {
         .block_on(f)
 }
 
-async fn connect() -> Result<Docker> {
-    Docker::connect()
+async fn connect() -> Result<Arc<dyn Runtime>> {
+    runtime::connect()
         .await
         .context("is the Docker engine running? `bash deploy/setup.sh` installs and starts it")
 }
@@ -181,14 +180,14 @@ impl Observer for Progress {
 }
 
 /// Builds the lab image when it is missing; returns its tag.
-async fn ensure_image(docker: &Docker, quiet: bool) -> Result<String> {
-    let recipe = images::Recipe::locate()?;
+async fn ensure_image(rt: &dyn Runtime, quiet: bool) -> Result<String> {
+    let recipe = Recipe::locate()?;
     let say = move |s: &str| {
         if !quiet {
             eprintln!("image: {s}");
         }
     };
-    let e = images::ensure(docker.client(), &recipe, false, &say).await?;
+    let e = rt.ensure_image(&recipe, false, &say).await?;
     if e.built && !quiet {
         eprintln!("image: {} built in {:.0}s", e.tag, e.elapsed.as_secs_f32());
     }
@@ -217,9 +216,9 @@ pub async fn up(a: UpArgs) -> Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("--lifetime {l}: {e} (write e.g. 90m or 3h)"))?,
         None => plan.lifetime_secs,
     };
-    let docker = connect().await?;
+    let rt = connect().await?;
     let quiet = a.quiet || a.output == Output::Json;
-    let image = ensure_image(&docker, quiet).await?;
+    let image = ensure_image(&*rt, quiet).await?;
     let expires = now() + lifetime;
     let apply = if a.complete {
         Apply::Complete
@@ -236,22 +235,23 @@ pub async fn up(a: UpArgs) -> Result<ExitCode> {
             .collect::<Vec<_>>(),
     );
     let started = std::time::Instant::now();
+    let cancel = runtime::CancellationToken::new();
     let result = tokio::select! {
-        r = docker.up(&spec, &progress) => r.map_err(anyhow::Error::from),
+        r = rt.up(&spec, &progress, &cancel) => r.map_err(anyhow::Error::from),
         _ = tokio::signal::ctrl_c() => Err(anyhow::anyhow!("interrupted")),
     };
     progress.finish();
     if let Err(e) = result {
         // Leave nothing half-made behind, unless the lab existed before this command.
         let exists = matches!(
-            e.downcast_ref::<v6lab_runtime::docker::Error>(),
-            Some(v6lab_runtime::docker::Error::LabExists { .. })
+            e.downcast_ref::<runtime::Error>(),
+            Some(runtime::Error::LabExists { .. })
         );
         if !exists {
             if !quiet {
                 eprintln!("{lab}: bringing the lab up failed; removing what was created");
             }
-            if let Err(d) = docker.down(&lab).await {
+            if let Err(d) = rt.down(&lab).await {
                 eprintln!("warning: cleaning up {lab} failed too: {d:#}; run `v6lab down {lab}`");
             }
         }
@@ -320,12 +320,12 @@ fn ready_text(plan: &Plan, lab: &str, elapsed: Duration, lifetime: u64, complete
 }
 
 pub async fn down(a: DownArgs) -> Result<ExitCode> {
-    let docker = connect().await?;
+    let rt = connect().await?;
     let (what, removed) = if a.all {
-        ("every lab".to_string(), docker.down_all().await?)
+        ("every lab".to_string(), rt.down_all().await?)
     } else {
         let lab = a.lab.expect("clap requires a lab");
-        (format!("lab {lab}"), docker.down(&lab).await?)
+        (format!("lab {lab}"), rt.down(&lab).await?)
     };
     if !a.quiet {
         if removed.is_empty() {
@@ -341,8 +341,8 @@ pub async fn down(a: DownArgs) -> Result<ExitCode> {
 }
 
 pub async fn ls(output: Output) -> Result<ExitCode> {
-    let docker = connect().await?;
-    let labs = docker.list().await?;
+    let rt = connect().await?;
+    let labs = rt.list().await?;
     if output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&labs)?);
         return Ok(ExitCode::SUCCESS);
@@ -377,8 +377,8 @@ pub async fn ls(output: Output) -> Result<ExitCode> {
 }
 
 pub async fn inspect(lab: String, output: Output) -> Result<ExitCode> {
-    let docker = connect().await?;
-    let st = docker.inspect(&lab).await?;
+    let rt = connect().await?;
+    let st = rt.inspect(&lab).await?;
     if output == Output::Json {
         println!("{}", serde_json::to_string_pretty(&st)?);
         return Ok(ExitCode::SUCCESS);
@@ -436,10 +436,9 @@ const EXEC_DEADLINE: std::time::Duration = std::time::Duration::from_secs(300);
 const EXEC_OUTPUT_CAP: usize = 16 << 20;
 
 pub async fn exec(lab: String, node: String, command: Vec<String>) -> Result<ExitCode> {
-    let docker = connect().await?;
-    let limits =
-        v6lab_runtime::docker::ExecLimits::within(EXEC_DEADLINE).with_output_cap(EXEC_OUTPUT_CAP);
-    let out = docker.exec(&lab, &node, &command, limits).await?;
+    let rt = connect().await?;
+    let limits = ExecLimits::within(EXEC_DEADLINE).with_output_cap(EXEC_OUTPUT_CAP);
+    let out = rt.exec(&lab, &node, &command, limits).await?;
     use std::io::Write;
     std::io::stdout().write_all(out.stdout.as_bytes())?;
     std::io::stderr().write_all(out.stderr.as_bytes())?;
@@ -464,7 +463,7 @@ fn window_size() -> (u16, u16) {
 
 pub async fn shell(lab: String, node: String) -> Result<ExitCode> {
     use nix::sys::termios;
-    let docker = connect().await?;
+    let rt = connect().await?;
     let stdin_fd = std::io::stdin();
     let saved = if stdin_fd.is_terminal() {
         let saved = termios::tcgetattr(&stdin_fd).context("reading terminal settings")?;
@@ -490,16 +489,13 @@ pub async fn shell(lab: String, node: String) -> Result<ExitCode> {
         }
     });
     let argv = vec!["/bin/bash".to_string(), "-l".to_string()];
-    let result = docker
-        .exec_interactive(
-            &lab,
-            &node,
-            &argv,
-            tokio::io::stdin(),
-            tokio::io::stdout(),
-            rx,
-        )
-        .await;
+    let mut stdout = tokio::io::stdout();
+    let term = runtime::Terminal {
+        stdin: Box::new(tokio::io::stdin()),
+        stdout: &mut stdout,
+        resize: Box::pin(rx),
+    };
+    let result = rt.exec_interactive(&lab, &node, &argv, term).await;
     resize_task.abort();
     if let Some(saved) = saved {
         let _ = termios::tcsetattr(&stdin_fd, termios::SetArg::TCSANOW, &saved);
@@ -509,12 +505,12 @@ pub async fn shell(lab: String, node: String) -> Result<ExitCode> {
 }
 
 pub async fn images(c: ImagesCommand) -> Result<ExitCode> {
-    let docker = connect().await?;
+    let rt = connect().await?;
     match c {
         ImagesCommand::Build { force } => {
-            let recipe = images::Recipe::locate()?;
+            let recipe = Recipe::locate()?;
             let say = |s: &str| eprintln!("image: {s}");
-            let e = images::ensure(docker.client(), &recipe, force, &say).await?;
+            let e = rt.ensure_image(&recipe, force, &say).await?;
             if e.built {
                 println!("{} built in {:.0}s", e.tag, e.elapsed.as_secs_f32());
             } else {
@@ -522,9 +518,9 @@ pub async fn images(c: ImagesCommand) -> Result<ExitCode> {
             }
         }
         ImagesCommand::Ls => {
-            let current = images::Recipe::locate().ok().map(|r| r.tag());
+            let current = Recipe::locate().ok().map(|r| r.tag());
             let mut rows = vec![vec!["IMAGE".to_string(), "SIZE".into(), "CURRENT".into()]];
-            for (tag, size, _) in images::list(docker.client()).await? {
+            for (tag, size, _) in rt.images().await? {
                 let cur = if Some(&tag) == current.as_ref() {
                     "yes"
                 } else {
@@ -539,22 +535,22 @@ pub async fn images(c: ImagesCommand) -> Result<ExitCode> {
 }
 
 /// The plan of a running lab, read back from its nodes; `None` when there is no such lab.
-async fn running_plan(docker: &Docker, lab: &str) -> Result<Option<Plan>> {
+async fn running_plan(rt: &dyn Runtime, lab: &str) -> Result<Option<Plan>> {
     // The lab was admitted by the policy in force when it was made; checking it needs no other.
     v6lab_core::policy::install(v6lab_core::Policy::admit_all());
-    let st = match docker.inspect(lab).await {
+    let st = match rt.inspect(lab).await {
         Ok(st) => st,
-        Err(v6lab_runtime::docker::Error::LabNotFound { .. }) => return Ok(None),
+        Err(runtime::Error::LabNotFound { .. }) => return Ok(None),
         Err(e) => return Err(e.into()),
     };
     let nodes: Vec<String> = st.nodes.iter().map(|n| n.node.clone()).collect();
-    let (_, plan) = v6lab_runtime::exercise::lab_plan(docker, lab, &nodes).await?;
+    let (_, plan) = v6lab_runtime::exercise::lab_plan(rt, lab, &nodes).await?;
     Ok(Some(plan))
 }
 
 pub async fn check(lab: String, exercise: Option<String>, output: Output) -> Result<ExitCode> {
-    let docker = connect().await?;
-    let Some(plan) = running_plan(&docker, &lab).await? else {
+    let rt = connect().await?;
+    let Some(plan) = running_plan(&*rt, &lab).await? else {
         eprintln!("error: there is no lab `{lab}` (see `v6lab ls`)");
         return Ok(ExitCode::from(2));
     };
@@ -568,7 +564,7 @@ pub async fn check(lab: String, exercise: Option<String>, output: Output) -> Res
         );
     }
     let results = v6lab_runtime::exercise::run_exercises(
-        &docker,
+        &*rt,
         &lab,
         &plan,
         exercise.as_deref(),
@@ -616,12 +612,12 @@ pub async fn check(lab: String, exercise: Option<String>, output: Output) -> Res
 }
 
 pub async fn solve(lab: String, exercise: String) -> Result<ExitCode> {
-    let docker = connect().await?;
-    let Some(plan) = running_plan(&docker, &lab).await? else {
+    let rt = connect().await?;
+    let Some(plan) = running_plan(&*rt, &lab).await? else {
         eprintln!("error: there is no lab `{lab}` (see `v6lab ls`)");
         return Ok(ExitCode::from(2));
     };
-    let steps = v6lab_runtime::exercise::solve(&docker, &lab, &plan, &exercise).await?;
+    let steps = v6lab_runtime::exercise::solve(&*rt, &lab, &plan, &exercise).await?;
     for (node, cmd) in steps {
         println!("{node}: {cmd}");
     }
@@ -642,8 +638,8 @@ pub async fn graph(target: String, format: crate::topology_cmd::GraphFormat) -> 
             }
         }
     } else {
-        let docker = connect().await?;
-        match running_plan(&docker, &target).await? {
+        let rt = connect().await?;
+        match running_plan(&*rt, &target).await? {
             Some(p) => p,
             None => {
                 eprintln!(

@@ -177,15 +177,14 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
     let tls = tls_config(&scheme, &a)?;
     let owner = format!("controller-{}", controller_id(&a.state_dir)?);
     let store = Store::open(&a.state_dir.join("v6lab.db")).context("opening the store")?;
-    let docker = v6lab_runtime::docker::Docker::connect()
+    let runtime = v6lab_runtime::runtime::connect()
         .await
         .context("is the Docker engine running? `bash deploy/setup.sh` installs and starts it")?;
-    let recipe = v6lab_runtime::images::Recipe::locate()?;
-    let image = v6lab_runtime::images::ensure(docker.client(), &recipe, false, &|s: &str| {
-        tracing::info!("image: {s}")
-    })
-    .await?
-    .tag;
+    let recipe = v6lab_runtime::runtime::Recipe::locate()?;
+    let image = runtime
+        .ensure_image(&recipe, false, &|s: &str| tracing::info!("image: {s}"))
+        .await?
+        .tag;
     let cfg = Config {
         state_dir: a.state_dir.clone(),
         warn_before,
@@ -197,7 +196,7 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
         image,
         owner,
     };
-    let ctl = Controller::new(store, docker, cfg);
+    let ctl = Controller::new(store, runtime, cfg);
     ctl.event(
         None,
         None,

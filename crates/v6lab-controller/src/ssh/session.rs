@@ -7,9 +7,6 @@ use super::menu::{self, Edit, Item, LineEditor};
 use super::{LabSlot, Shared};
 use crate::controller::now;
 use crate::store::{EventRow, LabRow, LabState};
-use bollard::container::LogOutput;
-use bollard::exec::{CreateExecOptions, StartExecOptions, StartExecResults};
-use futures::StreamExt;
 use russh::server::Msg;
 use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
 use std::future::Future;
@@ -19,6 +16,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
+use v6lab_runtime::runtime::{self, ExecLimits, Pipes, Streamed, Terminal};
 
 /// What a login may reach.
 #[derive(Debug, Clone)]
@@ -71,9 +69,7 @@ const INPUT_QUEUE: usize = 16;
 const INPUT_STALL: Duration = Duration::from_secs(30);
 /// How often a session checks that its lab still exists, besides watching events.
 const WATCH_INTERVAL: Duration = Duration::from_secs(5);
-/// How long the engine may take to report an exit code after the output ended.
-const EXIT_CODE_DEADLINE: Duration = Duration::from_secs(10);
-/// How long signalling a session's processes (a hangup, a deadline) may take.
+/// How long hanging up a terminal session's shell may take.
 const SIGNAL_DEADLINE: Duration = Duration::from_secs(10);
 
 type Sink = Pin<Box<dyn AsyncWrite + Send>>;
@@ -764,16 +760,18 @@ impl Io {
         // only after the exec started: Docker 20.10 has no initial console size), and the
         // session's processes carry a mark, so a hangup finds them when the client vanishes.
         let mark = new_mark();
-        let argv = marked(&mark, Some(input.size), argv);
+        let argv = marked(&mark, input.size, argv);
         let (stdin_w, stdin_r) = tokio::io::duplex(64 * 1024);
         let (resize_tx, resize_rx) = watch::channel(input.size);
         let resize_rx = tokio_stream::wrappers::WatchStream::new(resize_rx);
         let fwd = Forward::start(input, Box::pin(stdin_w), false, Some(resize_tx));
         let connection = self.client.clone();
-        let work =
-            sh.ctl
-                .docker
-                .exec_interactive(lab, node, &argv, stdin_r, &mut self.stdout, resize_rx);
+        let term = Terminal {
+            stdin: Box::new(stdin_r),
+            stdout: &mut self.stdout,
+            resize: Box::pin(resize_rx),
+        };
+        let work = sh.ctl.runtime.exec_interactive(lab, node, &argv, term);
         let (why, input) = fwd.around(work, watch, connection).await;
         self.input = Some(input);
         match why {
@@ -781,13 +779,17 @@ impl Io {
             Stop::Done(Err(e)) => End::Fail(runtime_problem(lab, node, &e)),
             Stop::Gone => End::Gone(lab.to_owned()),
             Stop::Closed => {
-                signal(sh, lab, node, &mark, Whom::Leader, "HUP").await;
+                hang_up(sh, lab, node, &mark).await;
                 self.input_end()
             }
         }
     }
 
-    /// Without a terminal: stdin, stdout and stderr kept apart, as sshd does with pipes.
+    /// Without a terminal: stdin, stdout and stderr kept apart, as sshd does with pipes. The
+    /// output goes to the client as fast as it reads (each write waits for the client's SSH
+    /// window) and the node's output is read no faster: nothing piles up in between. At the
+    /// deadline, or when the client leaves (sshd closes the pipes; a command that never writes
+    /// would run on), the runtime kills the command's processes from the host.
     async fn pipe(
         &mut self,
         sh: &Shared,
@@ -796,81 +798,25 @@ impl Io {
         argv: &[String],
         watch: &mut LabWatch<'_>,
     ) -> End {
-        let client = sh.ctl.docker.client();
-        let container = v6lab_runtime::names::container(lab, node);
-        let mark = new_mark();
-        let created = match client
-            .create_exec(
-                &container,
-                CreateExecOptions {
-                    cmd: Some(marked(&mark, None, argv)),
-                    attach_stdin: Some(true),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    tty: Some(false),
-                    ..Default::default()
-                },
-            )
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => return End::Fail(engine_problem(lab, node, &e)),
-        };
-        let started = client
-            .start_exec(
-                &created.id,
-                Some(StartExecOptions {
-                    detach: false,
-                    tty: false,
-                    output_capacity: None,
-                }),
-            )
-            .await;
-        let (mut output, stdin) = match started {
-            Ok(StartExecResults::Attached { output, input }) => (output, input),
-            Ok(StartExecResults::Detached) => {
-                return End::Fail(format!("the engine did not attach to {node}"));
-            }
-            Err(e) => return End::Fail(engine_problem(lab, node, &e)),
-        };
         let input = self.input.take().expect("the input is back");
-        let fwd = Forward::start(input, stdin, true, None);
+        let (stdin_w, stdin_r) = tokio::io::duplex(64 * 1024);
+        let fwd = Forward::start(input, Box::pin(stdin_w), true, None);
         let connection = self.client.clone();
-        let (stdout, stderr) = (&mut self.stdout, &mut self.stderr);
-        let exec_id = created.id.clone();
         let deadline = sh.limits.exec_deadline;
-        // The output goes to the client as fast as it reads (each write waits for the client's
-        // SSH window), and the node's output is read no faster: nothing piles up in between.
-        let work = async move {
-            while let Some(chunk) = output.next().await {
-                let written = match chunk {
-                    Ok(LogOutput::StdErr { message }) => stderr.write_all(&message).await,
-                    Ok(other) => stdout.write_all(&other.into_bytes()).await,
-                    Err(e) => {
-                        tracing::warn!(lab, node, error = %e, "ssh: reading a command's output");
-                        return Err(format!("the output of {node} broke off"));
-                    }
-                };
-                if written.is_err() {
-                    // The client is gone; the forwarder notices too.
-                    std::future::pending::<()>().await;
-                }
-            }
-            exit_code(client, &exec_id).await
+        let pipes = Pipes {
+            stdin: Box::new(stdin_r),
+            stdout: &mut self.stdout,
+            stderr: &mut self.stderr,
         };
-        let work = async move {
-            match deadline {
-                Some(d) => tokio::time::timeout(d, work).await.ok(),
-                None => Some(work.await),
-            }
-        };
+        let work = sh
+            .ctl
+            .runtime
+            .exec_streamed(lab, node, argv, pipes, deadline);
         let (why, input) = fwd.around(work, watch, connection).await;
         self.input = Some(input);
         match why {
-            Stop::Done(Some(Ok(code))) => End::Exit(code),
-            Stop::Done(Some(Err(m))) => End::Fail(m),
-            Stop::Done(None) => {
-                signal(sh, lab, node, &mark, Whom::All, "KILL").await;
+            Stop::Done(Ok(Streamed::Exited(code))) => End::Exit(code),
+            Stop::Done(Ok(Streamed::DeadlinePassed)) => {
                 let d = deadline.unwrap_or_default().as_secs();
                 tracing::info!(peer = %self.peer.ip(), lab, node, "ssh: a command reached its deadline");
                 End::Fail(format!(
@@ -879,12 +825,10 @@ impl Io {
                     duration_text(d)
                 ))
             }
+            Stop::Done(Err(e)) => End::Fail(runtime_problem(lab, node, &e)),
             Stop::Gone => End::Gone(lab.to_owned()),
-            Stop::Closed => {
-                // sshd closes the pipes; a command that never writes would run on: hang it up.
-                signal(sh, lab, node, &mark, Whom::All, "HUP").await;
-                self.input_end()
-            }
+            // The command was dropped with `work`: the runtime stopped it.
+            Stop::Closed => self.input_end(),
         }
     }
 }
@@ -894,13 +838,11 @@ fn new_mark() -> String {
     crate::auth::new_token("")[..16].to_owned()
 }
 
-/// `argv` run with `V6LAB_SSH_SESSION=mark` in its environment, so [`signal`] finds its
-/// processes, and with a terminal's size set first (the engine applies a resize only after the
+/// `argv` run with `V6LAB_SSH_SESSION=mark` in its environment, so [`hang_up`] finds its
+/// shell, and with the terminal's size set first (the engine applies a resize only after the
 /// exec started: Docker 20.10 has no initial console size).
-fn marked(mark: &str, size: Option<(u16, u16)>, argv: &[String]) -> Vec<String> {
-    let (cols, rows) = size.map_or((String::new(), String::new()), |(c, r)| {
-        (c.to_string(), r.to_string())
-    });
+fn marked(mark: &str, (cols, rows): (u16, u16), argv: &[String]) -> Vec<String> {
+    let (cols, rows) = (cols.to_string(), rows.to_string());
     let mut wrapped: Vec<String> = [
         "/bin/sh",
         "-c",
@@ -924,75 +866,26 @@ fn duration_text(secs: u64) -> String {
     }
 }
 
-/// Which of a session's processes [`signal`] reaches.
-#[derive(Clone, Copy)]
-enum Whom {
-    /// The process the engine started (parent 0 in the node's PID namespace): a terminal's
-    /// shell, which passes a hangup on to its jobs, as with sshd; daemons it started stay.
-    Leader,
-    /// Every process carrying the session's mark.
-    All,
-}
-
-/// Sends `sig` to a session's processes in a node (found by their mark): a hangup when the
-/// client vanished (the engine keeps an exec running when its connection closes), a kill at a
-/// deadline. Bounded in time: a node that does not answer is left alone.
-async fn signal(sh: &Shared, lab: &str, node: &str, mark: &str, whom: Whom, sig: &str) {
+/// Hangs up a terminal session's shell (the process the engine started, parent 0 in the
+/// node's PID namespace, found by the session's mark): the engine keeps an exec running when
+/// its connection closes. The shell passes the hangup on to its jobs, as with sshd; daemons it
+/// started stay. Through the runtime's bounded exec: a node that does not answer is left alone.
+async fn hang_up(sh: &Shared, lab: &str, node: &str, mark: &str) {
     const SCRIPT: &str = "for d in /proc/[0-9]*; do \
         tr '\\0' '\\n' < \"$d/environ\" 2>/dev/null | grep -qx \"V6LAB_SSH_SESSION=$1\" \
-        && { [ \"$2\" = all ] || grep -q '^PPid:[[:space:]]*0$' \"$d/status\"; } \
-        && kill -\"$3\" \"${d#/proc/}\"; done; true";
-    let whom = match whom {
-        Whom::Leader => "leader",
-        Whom::All => "all",
-    };
-    let argv: Vec<String> = ["/bin/sh", "-c", SCRIPT, "v6lab", mark, whom, sig]
+        && grep -q '^PPid:[[:space:]]*0$' \"$d/status\" \
+        && kill -HUP \"${d#/proc/}\"; done; true";
+    let argv: Vec<String> = ["/bin/sh", "-c", SCRIPT, "v6lab", mark]
         .map(String::from)
         .to_vec();
-    let limits = v6lab_runtime::docker::ExecLimits::within(SIGNAL_DEADLINE);
-    if let Err(e) = sh.ctl.docker.exec(lab, node, &argv, limits).await {
-        tracing::debug!(lab, node, error = %e, "ssh: signalling a session's processes");
+    let limits = ExecLimits::within(SIGNAL_DEADLINE);
+    if let Err(e) = sh.ctl.runtime.exec(lab, node, &argv, limits).await {
+        tracing::debug!(lab, node, error = %e, "ssh: hanging up a session");
     }
 }
 
-/// The exit code of a finished exec (the engine may report it running for a moment after its
-/// output ended).
-async fn exit_code(client: &bollard::Docker, exec_id: &str) -> Result<i64, String> {
-    let deadline = Instant::now() + EXIT_CODE_DEADLINE;
-    let mut pause = Duration::from_millis(2);
-    loop {
-        match client.inspect_exec(exec_id).await {
-            Ok(info) if info.running != Some(true) => return Ok(info.exit_code.unwrap_or(-1)),
-            Ok(_) if Instant::now() > deadline => {
-                return Err("the command's exit code did not come".into());
-            }
-            Ok(_) => {}
-            Err(e) => {
-                tracing::warn!(error = %e, "ssh: inspecting an exec");
-                return Err("the command's exit code is unknown".into());
-            }
-        }
-        tokio::time::sleep(pause).await;
-        pause = (pause * 2).min(Duration::from_millis(50));
-    }
-}
-
-/// What the user is told when the engine refuses; the details go to the log.
-fn engine_problem(lab: &str, node: &str, e: &bollard::errors::Error) -> String {
-    match e {
-        bollard::errors::Error::DockerResponseServerError {
-            status_code: 404 | 409,
-            ..
-        } => not_running(lab, node),
-        _ => {
-            tracing::warn!(lab, node, error = %e, "ssh: running a command in a node");
-            format!("cannot reach {node} now; try again in a minute")
-        }
-    }
-}
-
-fn runtime_problem(lab: &str, node: &str, e: &v6lab_runtime::docker::Error) -> String {
-    use v6lab_runtime::docker::Error;
+fn runtime_problem(lab: &str, node: &str, e: &runtime::Error) -> String {
+    use runtime::Error;
     match e {
         Error::NodeNotFound { .. } | Error::NodeNotRunning { .. } => not_running(lab, node),
         _ => {

@@ -26,6 +26,7 @@ use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::sync::broadcast::error::RecvError;
+use v6lab_runtime::runtime::Terminal;
 
 /// Largest message accepted from a browser (a paste).
 const MAX_MESSAGE: usize = 1 << 20;
@@ -176,16 +177,15 @@ async fn run(
     let (l, n) = (lab.clone(), node.clone());
     let mut exec = tokio::spawn(async move {
         let argv = ["/bin/bash".to_string(), "-l".to_string()];
-        ctl.docker
-            .exec_interactive(
-                &l,
-                &n,
-                &argv,
-                stdin_r,
-                stdout_w,
-                tokio_stream::wrappers::UnboundedReceiverStream::new(resize_rx),
-            )
-            .await
+        let mut stdout_w = stdout_w;
+        let term = Terminal {
+            stdin: Box::new(stdin_r),
+            stdout: &mut stdout_w,
+            resize: Box::pin(tokio_stream::wrappers::UnboundedReceiverStream::new(
+                resize_rx,
+            )),
+        };
+        ctl.runtime.exec_interactive(&l, &n, &argv, term).await
     });
 
     // Browser to terminal, in its own task: a slow terminal never stalls the output below.

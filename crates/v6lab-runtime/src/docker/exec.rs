@@ -1,75 +1,14 @@
 //! Commands inside nodes: captured and bounded ([`Docker::exec`]) and interactive with a TTY
 //! ([`Docker::exec_interactive`]).
 
-use super::{Docker, Error, docker_err, kill, status};
+use super::{Docker, Error, ExecLimits, ExecOutput, docker_err, kill, status};
 use crate::names;
+use crate::runtime::{Pipes, Streamed};
 use bollard::exec::{CreateExecOptions, ResizeExecOptions};
 use futures::{Stream, StreamExt};
-use serde::{Deserialize, Serialize};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
-
-/// Bounds on a captured command ([`Docker::exec`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ExecLimits {
-    /// Output bytes kept, stdout and stderr together. More output is not read: the command is
-    /// stopped and [`ExecOutput::truncated`] set.
-    pub output_cap: usize,
-    /// Time from the call until the command must have ended; then it is killed and
-    /// [`ExecOutput::timed_out`] set.
-    pub deadline: Duration,
-}
-
-/// Output kept of a captured command unless the caller says otherwise.
-pub const DEFAULT_OUTPUT_CAP: usize = 64 * 1024;
-
-impl ExecLimits {
-    /// The default output cap and this deadline.
-    pub fn within(deadline: Duration) -> Self {
-        ExecLimits {
-            output_cap: DEFAULT_OUTPUT_CAP,
-            deadline,
-        }
-    }
-
-    pub fn with_output_cap(mut self, bytes: usize) -> Self {
-        self.output_cap = bytes;
-        self
-    }
-}
-
-/// What a captured command produced.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ExecOutput {
-    /// -1 when the command was stopped (see `stopped`).
-    pub exit_code: i64,
-    pub stdout: String,
-    pub stderr: String,
-    /// The output reached the cap: the rest was not read and the command was stopped.
-    #[serde(default)]
-    pub truncated: bool,
-    /// The command did not end before its deadline and was killed.
-    #[serde(default)]
-    pub timed_out: bool,
-    /// Why the command was stopped, for people ("output truncated at 64 KiB; ...").
-    #[serde(default)]
-    pub stopped: Option<String>,
-}
-
-impl ExecOutput {
-    /// stdout then stderr, then why the command was stopped, for messages.
-    pub fn combined(&self) -> String {
-        let mut parts: Vec<&str> = [self.stdout.trim_end(), self.stderr.trim_end()]
-            .into_iter()
-            .filter(|p| !p.is_empty())
-            .collect();
-        if let Some(s) = &self.stopped {
-            parts.push(s);
-        }
-        parts.join("\n")
-    }
-}
 
 /// "64 KiB", "1 MiB", "100 bytes".
 fn show_bytes(n: usize) -> String {
@@ -90,48 +29,28 @@ fn show_secs(d: Duration) -> String {
     }
 }
 
-/// Splits the engine's multiplexed stream (8-byte headers: stream, 0, 0, 0, length u32 BE)
-/// into stdout and stderr, keeping at most `cap` bytes in all. Pure: fed with whatever the
-/// connection gives, in any pieces.
-#[derive(Debug)]
-struct Demux {
-    cap: usize,
+/// Cuts the engine's multiplexed stream (8-byte headers: stream, 0, 0, 0, length u32 BE) into
+/// payload pieces. Pure: fed with whatever the connection gives, in any pieces; allocates
+/// nothing, whatever length a header announces.
+#[derive(Debug, Default)]
+struct Frames {
     header: [u8; 8],
     header_len: usize,
     /// Payload bytes left in the current frame, and its stream (2 = stderr).
     left: usize,
     stream: u8,
-    stdout: Vec<u8>,
-    stderr: Vec<u8>,
-    truncated: bool,
 }
 
-impl Demux {
-    fn new(cap: usize) -> Self {
-        Demux {
-            cap,
-            header: [0; 8],
-            header_len: 0,
-            left: 0,
-            stream: 1,
-            stdout: Vec::new(),
-            stderr: Vec::new(),
-            truncated: false,
-        }
-    }
-
-    fn kept(&self) -> usize {
-        self.stdout.len() + self.stderr.len()
-    }
-
-    /// Takes more bytes; false once the output went beyond the cap (stop reading).
-    fn feed(&mut self, mut bytes: &[u8]) -> bool {
+impl Frames {
+    /// The next payload piece at the start of `bytes` (taken from it) and its stream; `None`
+    /// once `bytes` is used up.
+    fn next<'b>(&mut self, bytes: &mut &'b [u8]) -> Option<(u8, &'b [u8])> {
         while !bytes.is_empty() {
             if self.left == 0 {
                 let n = (8 - self.header_len).min(bytes.len());
                 self.header[self.header_len..self.header_len + n].copy_from_slice(&bytes[..n]);
                 self.header_len += n;
-                bytes = &bytes[n..];
+                *bytes = &bytes[n..];
                 if self.header_len == 8 {
                     self.header_len = 0;
                     self.stream = self.header[0];
@@ -146,20 +65,55 @@ impl Demux {
                 continue;
             }
             let n = self.left.min(bytes.len());
-            let room = self.cap - self.kept();
-            let keep = n.min(room);
-            let sink = if self.stream == 2 {
+            let (piece, rest) = bytes.split_at(n);
+            *bytes = rest;
+            self.left -= n;
+            return Some((self.stream, piece));
+        }
+        None
+    }
+}
+
+/// Splits the engine's multiplexed stream into stdout and stderr, keeping at most `cap` bytes
+/// in all.
+#[derive(Debug)]
+struct Demux {
+    cap: usize,
+    frames: Frames,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    truncated: bool,
+}
+
+impl Demux {
+    fn new(cap: usize) -> Self {
+        Demux {
+            cap,
+            frames: Frames::default(),
+            stdout: Vec::new(),
+            stderr: Vec::new(),
+            truncated: false,
+        }
+    }
+
+    fn kept(&self) -> usize {
+        self.stdout.len() + self.stderr.len()
+    }
+
+    /// Takes more bytes; false once the output went beyond the cap (stop reading).
+    fn feed(&mut self, mut bytes: &[u8]) -> bool {
+        while let Some((stream, piece)) = self.frames.next(&mut bytes) {
+            let keep = piece.len().min(self.cap - self.kept());
+            let sink = if stream == 2 {
                 &mut self.stderr
             } else {
                 &mut self.stdout
             };
-            sink.extend_from_slice(&bytes[..keep]);
-            if keep < n {
+            sink.extend_from_slice(&piece[..keep]);
+            if keep < piece.len() {
                 self.truncated = true;
                 return false;
             }
-            self.left -= n;
-            bytes = &bytes[n..];
         }
         true
     }
@@ -188,6 +142,12 @@ impl Drop for StopOnDrop {
             rt.spawn(async move { docker.stop_exec(&id, &mark).await });
         }
     }
+}
+
+/// An IO error while `context` ("reading a command's output"), naming the container.
+fn io_error(container: &str, context: &str) -> impl FnOnce(std::io::Error) -> Error + use<> {
+    let context = format!("{context} ({container})");
+    move |source| Error::Io { context, source }
 }
 
 /// How long the engine may take to report an exec's exit code once its output has ended.
@@ -254,10 +214,7 @@ impl Docker {
             mark,
             armed: true,
         };
-        let io_err = |context: &str| {
-            let context = format!("{context} ({container})");
-            move |source| Error::Io { context, source }
-        };
+        let io_err = |context: &str| io_error(&container, context);
         let mut demux = Demux::new(limits.output_cap);
         let mut timed_out = false;
         match tokio::time::timeout_at(deadline, self.hijack(&created.id, false)).await {
@@ -368,6 +325,133 @@ impl Docker {
         }
     }
 
+    /// Creates an exec of `argv` in a node with stdin, stdout and stderr attached; its ID.
+    async fn create_attached(
+        &self,
+        lab: &str,
+        node: &str,
+        argv: &[String],
+        tty: bool,
+        env: Vec<String>,
+    ) -> Result<String, Error> {
+        self.client
+            .create_exec(
+                &names::container(lab, node),
+                CreateExecOptions {
+                    cmd: Some(argv.to_vec()),
+                    attach_stdin: Some(true),
+                    attach_stdout: Some(true),
+                    attach_stderr: Some(true),
+                    tty: Some(tty),
+                    env: Some(env),
+                    ..Default::default()
+                },
+            )
+            .await
+            .map(|created| created.id)
+            .map_err(|e| self.exec_error(lab, node, e))
+    }
+
+    /// Runs `argv` in a node without a TTY, its stdin fed from `pipes.stdin` (EOF closes it)
+    /// and its stdout and stderr written to theirs as they come: the output is read no faster
+    /// than it is written (back-pressure), so memory stays bounded whatever the command
+    /// prints. At `deadline` the command's processes are killed from the host
+    /// ([`kill::kill_tree`]); dropping the future kills them too.
+    pub async fn exec_streamed(
+        &self,
+        lab: &str,
+        node: &str,
+        argv: &[String],
+        pipes: Pipes<'_>,
+        deadline: Option<Duration>,
+    ) -> Result<Streamed, Error> {
+        let Pipes {
+            mut stdin,
+            stdout,
+            stderr,
+        } = pipes;
+        let container = names::container(lab, node);
+        let io_err = |context: &str| io_error(&container, context);
+        let mark = kill::new_mark();
+        let env = vec![format!("{}={mark}", kill::MARK_VAR)];
+        let exec_id = self.create_attached(lab, node, argv, false, env).await?;
+        let mut guard = StopOnDrop {
+            docker: self.clone(),
+            exec_id: exec_id.clone(),
+            mark,
+            armed: true,
+        };
+        let work = async {
+            let stream = self
+                .hijack(&exec_id, false)
+                .await
+                .map_err(io_err("starting a command"))?;
+            let (mut rd, mut wr) = stream.into_split();
+            let input = tokio::spawn(async move {
+                let _ = tokio::io::copy(&mut stdin, &mut wr).await;
+                // Half-close: the command reads EOF, its output still comes.
+                let _ = wr.shutdown().await;
+                // The write half lives on until the output ends (dropping it may close both).
+                std::future::pending::<()>().await;
+            });
+            struct Abort(tokio::task::JoinHandle<()>);
+            impl Drop for Abort {
+                fn drop(&mut self) {
+                    self.0.abort();
+                }
+            }
+            let _input = Abort(input);
+            let mut frames = Frames::default();
+            let mut buf = vec![0u8; 32 * 1024];
+            loop {
+                let n = rd
+                    .read(&mut buf)
+                    .await
+                    .map_err(io_err("reading a command's output"))?;
+                if n == 0 {
+                    break;
+                }
+                let mut bytes = &buf[..n];
+                while let Some((stream, piece)) = frames.next(&mut bytes) {
+                    let sink = if stream == 2 {
+                        &mut *stderr
+                    } else {
+                        &mut *stdout
+                    };
+                    sink.write_all(piece)
+                        .await
+                        .map_err(io_err("writing a command's output"))?;
+                }
+                stdout
+                    .flush()
+                    .await
+                    .map_err(io_err("writing a command's output"))?;
+                stderr
+                    .flush()
+                    .await
+                    .map_err(io_err("writing a command's output"))?;
+            }
+            self.exit_code(&exec_id, &container).await
+        };
+        let ended = match deadline {
+            None => Some(work.await),
+            Some(d) => tokio::time::timeout(d, work).await.ok(),
+        };
+        match ended {
+            Some(Ok(code)) => {
+                guard.armed = false;
+                Ok(Streamed::Exited(code))
+            }
+            // The guard stops what is left of the command.
+            Some(Err(e)) => Err(e),
+            None => {
+                self.stop_exec(&exec_id, &guard.mark).await;
+                guard.armed = false;
+                Ok(Streamed::DeadlinePassed)
+            }
+        }
+    }
+
     /// Runs `argv` in a node with a TTY, wired to `stdin`/`stdout` (the caller owns raw mode),
     /// applying every `(cols, rows)` from `resize` (send the initial size first). Returns the
     /// exit code when the command ends. If `stdin` reaches EOF the command's input is closed.
@@ -390,31 +474,11 @@ impl Docker {
         R: Stream<Item = (u16, u16)> + Unpin,
     {
         let container = names::container(lab, node);
-        let io_err = |context: &str| {
-            let context = format!("{context} ({container})");
-            move |source| Error::Io { context, source }
-        };
-        let created = self
-            .client
-            .create_exec(
-                &container,
-                CreateExecOptions {
-                    cmd: Some(argv.to_vec()),
-                    attach_stdin: Some(true),
-                    attach_stdout: Some(true),
-                    attach_stderr: Some(true),
-                    tty: Some(true),
-                    env: Some(vec![
-                        "TERM=xterm-256color".to_string(),
-                        "LANG=C.UTF-8".to_string(),
-                    ]),
-                    ..Default::default()
-                },
-            )
-            .await
-            .map_err(|e| self.exec_error(lab, node, e))?;
+        let io_err = |context: &str| io_error(&container, context);
+        let env = vec!["TERM=xterm-256color".into(), "LANG=C.UTF-8".into()];
+        let exec_id = self.create_attached(lab, node, argv, true, env).await?;
         let stream = self
-            .hijack(&created.id, true)
+            .hijack(&exec_id, true)
             .await
             .map_err(io_err("attaching a terminal"))?;
         let (mut rd, mut wr) = stream.into_split();
@@ -440,7 +504,7 @@ impl Docker {
                 },
                 Some((cols, rows)) = resize.next() => {
                     let size = ResizeExecOptions { width: cols, height: rows };
-                    if let Err(e) = self.client.resize_exec(&created.id, size).await {
+                    if let Err(e) = self.client.resize_exec(&exec_id, size).await {
                         tracing::debug!("resizing the terminal of {container}: {e}");
                     }
                 }
@@ -448,7 +512,7 @@ impl Docker {
         };
         input.abort();
         result?;
-        self.exit_code(&created.id, &container).await
+        self.exit_code(&exec_id, &container).await
     }
 
     /// `POST /exec/{id}/start` on a raw connection to the engine's socket; after the
@@ -500,6 +564,7 @@ impl Docker {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::runtime::DEFAULT_OUTPUT_CAP;
 
     fn frame(stream: u8, payload: &[u8]) -> Vec<u8> {
         let mut f = vec![stream, 0, 0, 0];
@@ -521,6 +586,25 @@ mod tests {
             assert_eq!(d.stdout, b"out1 out2");
             assert_eq!(d.stderr, b"err");
             assert!(!d.truncated);
+        }
+    }
+
+    #[test]
+    fn frames_give_payload_pieces_as_they_come() {
+        let mut wire = frame(1, b"out");
+        wire.extend(frame(2, b"err"));
+        wire.extend(frame(1, b""));
+        for piece in [1, 2, 5, wire.len()] {
+            let mut frames = Frames::default();
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            for mut chunk in wire.chunks(piece) {
+                while let Some((stream, p)) = frames.next(&mut chunk) {
+                    assert!(!p.is_empty());
+                    if stream == 2 { &mut err } else { &mut out }.extend_from_slice(p);
+                }
+                assert!(chunk.is_empty());
+            }
+            assert_eq!((out.as_slice(), err.as_slice()), (&b"out"[..], &b"err"[..]));
         }
     }
 

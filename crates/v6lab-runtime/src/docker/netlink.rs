@@ -29,10 +29,8 @@ use rtnetlink::packet_route::{
     link::{InfoData, InfoKind, InfoVeth, LinkAttribute, LinkFlags, LinkInfo, LinkMessage},
 };
 use rtnetlink::{Handle, LinkBridge, LinkMessageBuilder, LinkUnspec, LinkVeth};
-use serde::{Deserialize, Serialize};
 use std::future::Future;
 use std::io;
-use std::net::IpAddr;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NetlinkError {
@@ -363,33 +361,7 @@ pub async fn set_up_in_netns(
 }
 
 /// One interface inside a node, read through netlink in its namespace.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NetnsInterface {
-    pub index: u32,
-    pub name: String,
-    pub mac: Option<String>,
-    pub mtu: Option<u32>,
-    /// Administratively up (`IFF_UP`).
-    pub up: bool,
-    /// Has a carrier (`IFF_LOWER_UP`).
-    pub lower_up: bool,
-    pub addresses: Vec<IfAddress>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct IfAddress {
-    pub address: IpAddr,
-    pub prefix_len: u8,
-    /// `global`, `link`, `host`, `site`.
-    pub scope: String,
-    /// Duplicate address detection is still running: the address is not usable yet.
-    pub tentative: bool,
-    /// Duplicate address detection found another node with this address.
-    pub dad_failed: bool,
-    pub deprecated: bool,
-    /// Learnt from a Router Advertisement (SLAAC) rather than configured statically.
-    pub dynamic: bool,
-}
+pub use crate::runtime::{IfAddress, NetnsInterface};
 
 fn format_mac(bytes: &[u8]) -> String {
     bytes

@@ -4,7 +4,7 @@
 //!   [`crate::spec::NODE_CAPABILITIES`], `no-new-privileges`, never privileged, limits, size-limited
 //!   scratch file systems, labels `dev.v6lab.*`) named `v6lab-<lab>_<node>`.
 //! - Every segment is a host bridge and every interface a veth pair made through netlink
-//!   ([`crate::netlink`]); names derive from the lab hash ([`crate::names`]).
+//!   ([`netlink`]); names derive from the lab hash ([`crate::names`]).
 //! - Everything is found again by label and name prefix, so [`Docker::down`] works whatever
 //!   state an interrupted [`Docker::up`] left behind.
 //!
@@ -12,10 +12,15 @@
 
 mod exec;
 mod firewall;
+pub mod images;
 pub mod kill;
+pub mod netlink;
 
 use crate::names::{self, LinkName};
-use crate::netlink::{self, HostLink, Netlink, NetlinkError, NetnsInterface, VethSpec};
+use crate::readiness;
+use crate::runtime::{
+    BoxFuture, Ensured, ImageError, ImageList, Pipes, Recipe, Runtime, Streamed, Terminal,
+};
 use crate::spec::{LabSpec, NodeSpec};
 use bollard::errors::Error as BollardError;
 use bollard::models::{
@@ -26,13 +31,16 @@ use bollard::query_parameters::{
     UploadToContainerOptionsBuilder,
 };
 use futures::{StreamExt, TryStreamExt, stream};
-use serde::{Deserialize, Serialize};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use netlink::{HostLink, Netlink, NetlinkError, VethSpec};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-pub use exec::{DEFAULT_OUTPUT_CAP, ExecLimits, ExecOutput};
+pub use crate::runtime::{
+    DEFAULT_OUTPUT_CAP, Error, Event, EventKind, ExecLimits, ExecOutput, LabStatus, LabSummary,
+    NodeStatus, NoopObserver, Observer, ProbeTimeout, Removed, SegmentStatus,
+};
 
 /// Default deadline for a node's readiness probes, counted from when they start.
 pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
@@ -40,126 +48,21 @@ pub const DEFAULT_PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default number of nodes created, wired or removed at once.
 pub const DEFAULT_CONCURRENCY: usize = 8;
-/// How often a failing probe is retried.
-const PROBE_INTERVAL: Duration = Duration::from_millis(100);
-/// Deadline of the failing probe's last run (for what it prints) after the probes timed out.
-const LAST_PROBE_DEADLINE: Duration = Duration::from_secs(5);
-
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("cannot reach the Docker engine: {0}")]
-    Connect(#[source] BollardError),
-    #[error("invalid lab spec: {0}")]
-    InvalidSpec(String),
-    #[error(
-        "image {image} is not in the Docker engine; build it first (v6lab builds its lab images before `up`)"
-    )]
-    ImageMissing { image: String },
-    #[error("lab {lab} already exists; `v6lab down {lab}` first")]
-    LabExists { lab: String },
-    #[error("lab {lab} not found")]
-    LabNotFound { lab: String },
-    #[error("node {node} not found in lab {lab}")]
-    NodeNotFound { lab: String, node: String },
-    #[error("node {node} of lab {lab} is not running")]
-    NodeNotRunning { lab: String, node: String },
-    #[error("node {node} of lab {lab}: `{command}` exited with code {exit_code}{}", show_output(.output))]
-    StartFailed {
-        lab: String,
-        node: String,
-        command: String,
-        exit_code: i64,
-        output: String,
-    },
-    /// A command was stopped by its bounds (deadline or output cap).
-    #[error("node {node} of lab {lab}: `{command}`: {reason}{}", show_output(.output))]
-    CommandStopped {
-        lab: String,
-        node: String,
-        command: String,
-        /// "did not finish within 60s; it was stopped", "output truncated at 64 KiB; ...".
-        reason: String,
-        output: String,
-    },
-    #[error("creating lab {lab} was cancelled (the lab was deleted meanwhile)")]
-    Cancelled { lab: String },
-    #[error("{0}")]
-    ProbeTimeout(Box<ProbeTimeout>),
-    #[error("Docker engine: {context}: {source}")]
-    Docker {
-        context: String,
-        #[source]
-        source: BollardError,
-    },
-    #[error("{context}: {source}")]
-    Netlink {
-        context: String,
-        #[source]
-        source: NetlinkError,
-    },
-    #[error("{context}: {source}")]
-    Io {
-        context: String,
-        #[source]
-        source: std::io::Error,
-    },
-}
-
-/// A node's readiness probe did not pass before the deadline.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ProbeTimeout {
-    pub lab: String,
-    pub node: String,
-    /// The probe's description ("radvd running").
-    pub probe: String,
-    pub command: String,
-    pub timeout: Duration,
-    /// What the probe printed the last time it ran.
-    pub last_output: String,
-}
-
-impl std::fmt::Display for ProbeTimeout {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(
-            f,
-            "node {} of lab {} not ready after {}s: still waiting for {} (`{}`){}",
-            self.node,
-            self.lab,
-            self.timeout.as_secs_f32(),
-            self.probe,
-            self.command,
-            show_output(&self.last_output)
-        )
-    }
-}
-
-fn show_output(output: &str) -> String {
-    let output = output.trim();
-    if output.is_empty() {
-        return String::new();
-    }
-    // The end of the output is what explains a failure.
-    const MAX: usize = 2000;
-    let tail = if output.len() > MAX {
-        let mut start = output.len() - MAX;
-        while !output.is_char_boundary(start) {
-            start += 1;
-        }
-        format!("...{}", &output[start..])
-    } else {
-        output.to_string()
-    };
-    format!("; output:\n{tail}")
-}
 
 fn docker_err(context: impl Into<String>) -> impl FnOnce(BollardError) -> Error {
-    let context = context.into();
-    move |source| Error::Docker { context, source }
+    let context = format!("Docker engine: {}", context.into());
+    move |source| Error::Engine {
+        context,
+        source: Box::new(source),
+    }
 }
 
 fn netlink_err(context: impl Into<String>) -> impl FnOnce(NetlinkError) -> Error {
     let context = context.into();
-    move |source| Error::Netlink { context, source }
+    move |source| Error::Engine {
+        context,
+        source: Box::new(source),
+    }
 }
 
 /// HTTP status of an engine error response, if it is one.
@@ -168,117 +71,6 @@ fn status(e: &BollardError) -> Option<u16> {
         BollardError::DockerResponseServerError { status_code, .. } => Some(*status_code),
         _ => None,
     }
-}
-
-/// A step of [`Docker::up`], for progress bars and logs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum EventKind {
-    /// The segment's bridge exists.
-    SegmentCreated { segment: String },
-    /// The node's container exists and its files are in place.
-    NodeCreated { node: String },
-    /// The node's container runs.
-    NodeStarted { node: String },
-    /// All the node's interfaces are plugged into their segments.
-    NodeWired { node: String },
-    /// The node's start commands all succeeded.
-    NodeConfigured { node: String },
-    /// The node waits for a readiness probe (emitted once per probe, before polling it).
-    NodeWaiting { node: String, probe: String },
-    /// All the node's probes passed.
-    NodeReady { node: String },
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Event {
-    pub lab: String,
-    pub kind: EventKind,
-    /// Since `up` began.
-    pub elapsed: Duration,
-}
-
-/// Receives [`Event`]s while a lab comes up; called from the `up` task, keep it quick.
-pub trait Observer: Send + Sync {
-    fn event(&self, event: &Event);
-}
-
-/// Ignores every event.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct NoopObserver;
-
-impl Observer for NoopObserver {
-    fn event(&self, _: &Event) {}
-}
-
-impl<F: Fn(&Event) + Send + Sync> Observer for F {
-    fn event(&self, event: &Event) {
-        self(event)
-    }
-}
-
-/// What [`Docker::down`] or [`Docker::down_all`] removed.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Removed {
-    pub containers: usize,
-    pub bridges: usize,
-    /// Host veth ends deleted by v6lab (most vanish with their container's namespace).
-    pub veths: usize,
-    /// Copies of the shared forwarding rule (only `down_all`).
-    pub firewall_rules: usize,
-}
-
-impl Removed {
-    pub fn is_empty(&self) -> bool {
-        *self == Removed::default()
-    }
-}
-
-/// One lab as found on the engine (from container labels).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LabSummary {
-    pub lab: String,
-    pub topology: String,
-    pub topology_hash: String,
-    pub nodes: usize,
-    pub running: usize,
-    pub expires_at: Option<u64>,
-    /// `cli` or `controller` (empty for labs made before owners were recorded).
-    pub owner: String,
-    /// How many nodes the whole lab has (0 when unknown).
-    pub expected_nodes: usize,
-}
-
-/// A lab in detail: [`Docker::inspect`].
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct LabStatus {
-    pub lab: String,
-    pub topology: String,
-    pub topology_hash: String,
-    pub expires_at: Option<u64>,
-    pub nodes: Vec<NodeStatus>,
-    pub segments: Vec<SegmentStatus>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct NodeStatus {
-    pub node: String,
-    pub container: String,
-    pub image: String,
-    /// Docker's state: `created`, `running`, `exited`, ...
-    pub state: String,
-    pub pid: Option<u32>,
-    /// Interfaces inside the node except `lo` (empty unless running), read through netlink in
-    /// the node's namespace (no tool needed in the image).
-    pub interfaces: Vec<NetnsInterface>,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct SegmentStatus {
-    /// Segment name (from the bridge's alias), if known.
-    pub segment: Option<String>,
-    pub bridge: String,
-    /// Host veth ends attached to the bridge.
-    pub ports: usize,
 }
 
 /// The Docker runtime.
@@ -407,23 +199,6 @@ fn container_name(c: &ContainerSummary) -> Option<&str> {
         .next()
 }
 
-/// Shell-like rendering of an argv, for messages.
-fn show_argv(argv: &[String]) -> String {
-    argv.iter()
-        .map(|a| {
-            if !a.is_empty()
-                && a.bytes()
-                    .all(|b| b.is_ascii_alphanumeric() || b"-_./:=,+@%".contains(&b))
-            {
-                a.clone()
-            } else {
-                format!("'{}'", a.replace('\'', r"'\''"))
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 fn tar_files(node: &NodeSpec) -> Result<Vec<u8>, std::io::Error> {
     let mtime = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -460,8 +235,12 @@ impl Docker {
             .ok()
             .and_then(|h| h.strip_prefix("unix://").map(PathBuf::from))
             .unwrap_or_else(|| PathBuf::from("/var/run/docker.sock"));
-        let client = bollard::Docker::connect_with_local_defaults().map_err(Error::Connect)?;
-        let client = client.negotiate_version().await.map_err(Error::Connect)?;
+        let unreachable = |e: BollardError| Error::Connect {
+            engine: "Docker engine".into(),
+            source: Box::new(e),
+        };
+        let client = bollard::Docker::connect_with_local_defaults().map_err(unreachable)?;
+        let client = client.negotiate_version().await.map_err(unreachable)?;
         Ok(Docker {
             client,
             socket,
@@ -653,34 +432,14 @@ impl Docker {
         let configuring: Vec<_> = spec
             .nodes
             .iter()
-            .map(|node| async move {
-                let name = || node.name.clone();
-                for argv in &node.start {
-                    let limits = ExecLimits::within(self.start_timeout);
-                    let out = self.exec(lab, &node.name, argv, limits).await?;
-                    if let Some(reason) = &out.stopped {
-                        return Err(Error::CommandStopped {
-                            lab: lab.to_string(),
-                            node: name(),
-                            command: show_argv(argv),
-                            reason: reason.clone(),
-                            output: format!("{}\n{}", out.stdout, out.stderr),
-                        });
-                    }
-                    if out.exit_code != 0 {
-                        return Err(Error::StartFailed {
-                            lab: lab.to_string(),
-                            node: name(),
-                            command: show_argv(argv),
-                            exit_code: out.exit_code,
-                            output: out.combined(),
-                        });
-                    }
-                }
-                emit(EventKind::NodeConfigured { node: name() });
-                self.await_probes(lab, node, emit).await?;
-                emit(EventKind::NodeReady { node: name() });
-                Ok::<_, Error>(())
+            .map(|node| {
+                readiness::configure(
+                    self,
+                    lab,
+                    node,
+                    (self.start_timeout, self.probe_timeout),
+                    emit,
+                )
             })
             .collect();
         stream::iter(configuring)
@@ -820,78 +579,6 @@ impl Docker {
         }
     }
 
-    /// Polls a node's probes until all pass. One exec per round runs the probes in order and
-    /// stops at the first failing one (each exec is a round trip to the engine).
-    async fn await_probes(
-        &self,
-        lab: &str,
-        node: &NodeSpec,
-        emit: &(dyn Fn(EventKind) + Sync),
-    ) -> Result<(), Error> {
-        if node.probes.is_empty() {
-            return Ok(());
-        }
-        let deadline = Instant::now() + self.probe_timeout;
-        let script: String = node
-            .probes
-            .iter()
-            .enumerate()
-            .map(|(i, p)| {
-                format!(
-                    "{} >/dev/null 2>&1 || {{ echo {i}; exit 1; }}\n",
-                    shell_words(&p.argv)
-                )
-            })
-            .collect();
-        let argv = vec!["sh".to_string(), "-c".to_string(), script];
-        let mut waiting: Option<usize> = None;
-        loop {
-            // Each round's exec is bounded by what is left of the probes' deadline.
-            let left = deadline
-                .saturating_duration_since(Instant::now())
-                .max(PROBE_INTERVAL);
-            let failing = match self
-                .exec(lab, &node.name, &argv, ExecLimits::within(left))
-                .await?
-            {
-                out if out.stopped.is_some() => waiting.unwrap_or(0),
-                out if out.exit_code == 0 => return Ok(()),
-                out => out
-                    .stdout
-                    .trim()
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|i| *i < node.probes.len())
-                    .unwrap_or(0),
-            };
-            if waiting != Some(failing) {
-                waiting = Some(failing);
-                emit(EventKind::NodeWaiting {
-                    node: node.name.clone(),
-                    probe: node.probes[failing].description.clone(),
-                });
-            }
-            if Instant::now() + PROBE_INTERVAL > deadline {
-                let probe = &node.probes[failing];
-                // The failing probe once more, alone, for what it prints.
-                let limits = ExecLimits::within(LAST_PROBE_DEADLINE);
-                let last_output = match self.exec(lab, &node.name, &probe.argv, limits).await {
-                    Ok(out) => out.combined(),
-                    Err(e) => format!("(the probe command did not run: {e})"),
-                };
-                return Err(Error::ProbeTimeout(Box::new(ProbeTimeout {
-                    lab: lab.to_string(),
-                    node: node.name.clone(),
-                    probe: probe.description.clone(),
-                    command: show_argv(&probe.argv),
-                    timeout: self.probe_timeout,
-                    last_output,
-                })));
-            }
-            tokio::time::sleep(PROBE_INTERVAL).await;
-        }
-    }
-
     async fn list_containers(
         &self,
         filters: HashMap<&str, Vec<String>>,
@@ -1011,7 +698,7 @@ impl Docker {
 
     /// Labs that have host links (bridges, veths), by the lab name in the links' aliases. A lab
     /// with links and no container is what a killed `up` or `down` leaves behind.
-    pub async fn labs_with_links(&self) -> Result<std::collections::BTreeSet<String>, Error> {
+    pub async fn labs_with_links(&self) -> Result<BTreeSet<String>, Error> {
         let nl = Netlink::connect().map_err(netlink_err("netlink"))?;
         let links = nl
             .links()
@@ -1194,32 +881,87 @@ impl Docker {
     }
 }
 
-/// An argv as one shell command line (each word single-quoted).
-fn shell_words(argv: &[String]) -> String {
-    argv.iter()
-        .map(|w| format!("'{}'", w.replace('\'', "'\\''")))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
+impl Runtime for Docker {
+    fn up<'a>(
+        &'a self,
+        spec: &'a LabSpec,
+        observer: &'a dyn Observer,
+        cancel: &'a CancellationToken,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(self.up_cancellable(spec, observer, cancel))
+    }
 
-#[cfg(test)]
-mod shell_words_tests {
-    use super::shell_words;
+    fn down<'a>(&'a self, lab: &'a str) -> BoxFuture<'a, Result<Removed, Error>> {
+        Box::pin(Docker::down(self, lab))
+    }
 
-    #[test]
-    fn quotes_every_word() {
-        let argv = vec![
-            "sh".to_string(),
-            "-c".to_string(),
-            "echo 'hi' | grep -q h".to_string(),
-        ];
-        let line = shell_words(&argv);
-        assert_eq!(line, r#"'sh' '-c' 'echo '\''hi'\'' | grep -q h'"#);
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(&line)
-            .status()
-            .unwrap();
-        assert!(out.success());
+    fn down_all(&self) -> BoxFuture<'_, Result<Removed, Error>> {
+        Box::pin(Docker::down_all(self))
+    }
+
+    fn list(&self) -> BoxFuture<'_, Result<Vec<LabSummary>, Error>> {
+        Box::pin(Docker::list(self))
+    }
+
+    fn inspect<'a>(&'a self, lab: &'a str) -> BoxFuture<'a, Result<LabStatus, Error>> {
+        Box::pin(Docker::inspect(self, lab))
+    }
+
+    fn stray_labs(&self) -> BoxFuture<'_, Result<BTreeSet<String>, Error>> {
+        Box::pin(self.labs_with_links())
+    }
+
+    fn exec<'a>(
+        &'a self,
+        lab: &'a str,
+        node: &'a str,
+        argv: &'a [String],
+        limits: ExecLimits,
+    ) -> BoxFuture<'a, Result<ExecOutput, Error>> {
+        Box::pin(Docker::exec(self, lab, node, argv, limits))
+    }
+
+    fn exec_interactive<'a>(
+        &'a self,
+        lab: &'a str,
+        node: &'a str,
+        argv: &'a [String],
+        term: Terminal<'a>,
+    ) -> BoxFuture<'a, Result<i64, Error>> {
+        Box::pin(Docker::exec_interactive(
+            self,
+            lab,
+            node,
+            argv,
+            term.stdin,
+            term.stdout,
+            term.resize,
+        ))
+    }
+
+    fn exec_streamed<'a>(
+        &'a self,
+        lab: &'a str,
+        node: &'a str,
+        argv: &'a [String],
+        pipes: Pipes<'a>,
+        deadline: Option<Duration>,
+    ) -> BoxFuture<'a, Result<Streamed, Error>> {
+        Box::pin(Docker::exec_streamed(
+            self, lab, node, argv, pipes, deadline,
+        ))
+    }
+
+    fn ensure_image<'a>(
+        &'a self,
+        recipe: &'a Recipe,
+        force: bool,
+        progress: &'a (dyn Fn(&str) + Send + Sync),
+    ) -> BoxFuture<'a, Result<Ensured, ImageError>> {
+        Box::pin(images::ensure(&self.client, recipe, force, progress))
+    }
+
+    fn images(&self) -> BoxFuture<'_, Result<ImageList, ImageError>> {
+        Box::pin(images::list(&self.client))
     }
 }

@@ -27,10 +27,16 @@ pub enum ImageError {
     },
     #[error("building the image root filesystem failed:\n{0}")]
     Build(String),
-    #[error("the Docker engine refused the image: {0}")]
-    Engine(#[from] bollard::errors::Error),
+    #[error("the engine refused the image: {0}")]
+    Engine(#[source] crate::runtime::Cause),
     #[error("{0}")]
     Io(#[from] std::io::Error),
+}
+
+impl From<bollard::errors::Error> for ImageError {
+    fn from(e: bollard::errors::Error) -> Self {
+        ImageError::Engine(Box::new(e))
+    }
 }
 
 /// Where the recipe of the lab image lives, and its content hash.
