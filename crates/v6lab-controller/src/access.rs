@@ -432,8 +432,7 @@ mod tests {
         assert!(!cross_site(&h(&[("sec-fetch-site", "same-origin")])));
     }
 
-    /// An `Api` on a store in memory with two student labs (the Docker client is only connected,
-    /// never used).
+    /// An `Api` on a store in memory with two student labs, on the fake runtime (no engine).
     async fn api() -> (Api, String, String, String) {
         use crate::controller::Config;
         use crate::store::{LabRow, LabState};
@@ -447,7 +446,7 @@ mod tests {
         let (a, b) = (mk("c-a"), mk("c-b"));
         store.insert_lab(&a).unwrap();
         store.insert_lab(&b).unwrap();
-        let docker = v6lab_runtime::docker::Docker::connect().await.unwrap();
+        let runtime = v6lab_runtime::fake::Fake::new();
         let cfg = Config {
             state_dir: std::env::temp_dir(),
             warn_before: 60,
@@ -461,7 +460,7 @@ mod tests {
         };
         let admin = auth::new_token("v6a_");
         let api = Api {
-            ctl: Controller::new(store, docker, cfg),
+            ctl: Controller::new(store, runtime, cfg),
             admin_token: Arc::new(RwLock::new(admin.clone())),
             limit: Arc::new(RateLimit::new(3, std::time::Duration::from_secs(60))),
             trusted_proxies: Arc::from(["2001:db8::10".parse::<IpAddr>().unwrap()]),
