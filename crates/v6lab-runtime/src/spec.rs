@@ -140,3 +140,9 @@ pub const SCRATCH_SIZE: u64 = 64 << 20;
 /// CAP_SYS_RESOURCE, which nodes do not have). Bounds what one runaway write can put in the
 /// node's writable layer wherever it writes.
 pub const FILE_SIZE_MAX: u64 = 64 << 20;
+
+/// Quota of a node's writable layer, where the engine's storage driver has one (overlay2 on xfs
+/// mounted with `pquota`, btrfs, zfs, devicemapper): everything a node writes outside its
+/// scratch file systems. Elsewhere (overlay2 on ext4) the engine refuses quotas, and a node's
+/// writes are bounded per file ([`FILE_SIZE_MAX`]) and per scratch path ([`SCRATCH_SIZE`]).
+pub const LAYER_QUOTA: u64 = 1 << 30;

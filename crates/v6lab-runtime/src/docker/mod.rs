@@ -34,6 +34,8 @@ use futures::{StreamExt, TryStreamExt, stream};
 use netlink::{HostLink, Netlink, NetlinkError, VethSpec};
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
@@ -81,6 +83,8 @@ pub struct Docker {
     probe_timeout: Duration,
     start_timeout: Duration,
     concurrency: usize,
+    /// Whether the storage driver refused a writable-layer quota (learnt at the first create).
+    no_layer_quota: Arc<AtomicBool>,
 }
 
 /// One interface, resolved.
@@ -227,6 +231,13 @@ fn tar_files(node: &NodeSpec) -> Result<Vec<u8>, std::io::Error> {
 /// How long `down` waits before its last look for containers a killed `up` left in flight.
 const DOWN_SETTLE: Duration = Duration::from_millis(250);
 
+/// Whether the engine refused a container because its storage driver has no quota
+/// (`--storage-opt is supported only for overlay over xfs with 'pquota' mount option`).
+fn refuses_layer_quota(e: &BollardError) -> bool {
+    matches!(e, BollardError::DockerResponseServerError { message, .. }
+        if message.contains("storage-opt") || message.contains("storage opt"))
+}
+
 impl Docker {
     /// Connects to the local engine (`DOCKER_HOST=unix://...` or `/var/run/docker.sock`) and
     /// negotiates the API version (down to the server's, e.g. 1.41 for Docker 20.10).
@@ -247,6 +258,7 @@ impl Docker {
             probe_timeout: DEFAULT_PROBE_TIMEOUT,
             start_timeout: DEFAULT_START_TIMEOUT,
             concurrency: DEFAULT_CONCURRENCY,
+            no_layer_quota: Arc::new(AtomicBool::new(false)),
         })
     }
 
@@ -448,6 +460,48 @@ impl Docker {
             .await
     }
 
+    /// Creates a container with a writable-layer quota ([`crate::spec::LAYER_QUOTA`]) where the
+    /// storage driver has quotas; once the engine refuses one (overlay2 on ext4), without.
+    async fn create_with_quota(
+        &self,
+        container: &str,
+        mut body: ContainerCreateBody,
+    ) -> Result<(), BollardError> {
+        let options = || {
+            CreateContainerOptionsBuilder::default()
+                .name(container)
+                .build()
+        };
+        if !self.no_layer_quota.load(Ordering::Relaxed) {
+            let mut quota = body.clone();
+            if let Some(h) = quota.host_config.as_mut() {
+                h.storage_opt = Some(HashMap::from([(
+                    "size".to_string(),
+                    crate::spec::LAYER_QUOTA.to_string(),
+                )]));
+            }
+            match self.client.create_container(Some(options()), quota).await {
+                Ok(_) => return Ok(()),
+                Err(e) if refuses_layer_quota(&e) => {
+                    if !self.no_layer_quota.swap(true, Ordering::Relaxed) {
+                        tracing::info!(
+                            "the engine's storage driver has no writable-layer quota: nodes' \
+                             writes are bounded per file and per scratch path (docs/security.md)"
+                        );
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        if let Some(h) = body.host_config.as_mut() {
+            h.storage_opt = None;
+        }
+        self.client
+            .create_container(Some(options()), body)
+            .await
+            .map(|_| ())
+    }
+
     async fn create_node(&self, spec: &LabSpec, node: &NodeSpec) -> Result<(), Error> {
         let lab = spec.lab.as_str();
         let container = names::container(lab, &node.name);
@@ -535,10 +589,7 @@ impl Docker {
             host_config: Some(host_config),
             ..Default::default()
         };
-        let options = CreateContainerOptionsBuilder::default()
-            .name(&container)
-            .build();
-        if let Err(e) = self.client.create_container(Some(options), body).await {
+        if let Err(e) = self.create_with_quota(&container, body).await {
             return Err(match status(&e) {
                 Some(409) => Error::LabExists {
                     lab: lab.to_string(),
@@ -963,5 +1014,30 @@ impl Runtime for Docker {
 
     fn images(&self) -> BoxFuture<'_, Result<ImageList, ImageError>> {
         Box::pin(images::list(&self.client))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_storage_driver_without_quotas_is_recognised() {
+        let refused = |status_code, message: &str| BollardError::DockerResponseServerError {
+            status_code,
+            message: message.into(),
+        };
+        assert!(refuses_layer_quota(&refused(
+            500,
+            "--storage-opt is supported only for overlay over xfs with 'pquota' mount option"
+        )));
+        assert!(!refuses_layer_quota(&refused(
+            500,
+            "no space left on device"
+        )));
+        assert!(!refuses_layer_quota(&refused(
+            409,
+            "Conflict. The container name is already in use"
+        )));
     }
 }
