@@ -802,7 +802,7 @@ impl Controller {
 
     /// Runs one lab's checks now and records the results.
     pub async fn check_lab(&self, l: &LabRow, patience: Patience) -> Vec<ExerciseResult> {
-        let Ok((_, plan)) = v6lab_core::plan_source(&l.topology_name, l.topology.as_bytes()) else {
+        let Ok((_, plan)) = v6lab_core::replan(&l.topology_name, l.topology.as_bytes()) else {
             return Vec::new();
         };
         // The lab's own deadline: its checks' budget, capped.

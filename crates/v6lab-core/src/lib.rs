@@ -21,5 +21,5 @@ pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use load::Source;
-pub use plan::{Plan, plan_source, plan_source_with};
+pub use plan::{Plan, plan_source, plan_source_with, replan};
 pub use policy::Policy;

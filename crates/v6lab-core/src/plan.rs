@@ -356,6 +356,13 @@ pub fn plan_source_with(
     }
 }
 
+/// Plans again the topology of a lab that already runs (for its checks, solutions, terminals,
+/// pages and menus). The lab was admitted by the policy in force when it was made; it is not
+/// judged again, so a policy tightened later never breaks a running lab's checks.
+pub fn replan(file: &str, bytes: &[u8]) -> Result<(Source, Plan), (Source, Diagnostics)> {
+    plan_source_with(file, bytes, &Policy::admit_all())
+}
+
 pub(crate) struct Planner<'t> {
     pub(crate) topo: &'t Topology,
     diags: Vec<Diagnostic>,

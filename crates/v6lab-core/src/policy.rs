@@ -485,6 +485,15 @@ nodes:
     }
 
     #[test]
+    fn a_running_lab_is_planned_again_whatever_the_policy_says_now() {
+        // Admitted when made; a stricter policy later refuses it for new labs only.
+        let strict = Policy::parse("p", "node: {memory: 128MiB}\nimages: []").unwrap();
+        assert!(crate::plan::plan_source_with("t.yaml", TWO_NODES.as_bytes(), &strict).is_err());
+        let (_, plan) = crate::replan("t.yaml", TWO_NODES.as_bytes()).unwrap();
+        assert_eq!(plan.nodes.len(), 2);
+    }
+
+    #[test]
     fn defaults_never_exceed_the_node_maxima() {
         let p = Policy::parse("p", "node: {memory: 128MiB, pids: 100, cpus: 0.5}").unwrap();
         let d = p.node_defaults();

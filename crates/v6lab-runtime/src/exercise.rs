@@ -63,7 +63,7 @@ pub async fn lab_plan(
         {
             Ok(out) if out.exit_code == 0 && out.stopped.is_none() => {
                 let text = out.stdout;
-                return match v6lab_core::plan_source(TOPOLOGY_FILE, text.as_bytes()) {
+                return match v6lab_core::replan(TOPOLOGY_FILE, text.as_bytes()) {
                     Ok((_, plan)) => Ok((text, plan)),
                     Err((src, d)) => Err(Error::InvalidSpec(format!(
                         "the lab's topology no longer plans:\n{}",

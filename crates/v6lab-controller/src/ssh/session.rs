@@ -350,7 +350,7 @@ impl LabView {
                 row.state.as_str()
             ));
         }
-        let plan = v6lab_core::plan_source(&row.topology_name, row.topology.as_bytes())
+        let plan = v6lab_core::replan(&row.topology_name, row.topology.as_bytes())
             .map_err(|_| format!("lab {lab}: its topology no longer plans"))?
             .1;
         let nodes = plan

@@ -204,7 +204,7 @@ fn not_admin(api: &Api, headers: &HeaderMap) -> Option<Response> {
 }
 
 fn plan_of(file: &str, topology: &str) -> Option<Plan> {
-    v6lab_core::plan_source(file, topology.as_bytes())
+    v6lab_core::replan(file, topology.as_bytes())
         .ok()
         .map(|(_, p)| p)
 }

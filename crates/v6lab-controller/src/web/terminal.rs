@@ -107,7 +107,7 @@ pub async fn terminal(
     if l.state != LabState::Ready {
         return refuse(StatusCode::CONFLICT, "the lab is not ready yet");
     }
-    let known = v6lab_core::plan_source(&l.topology_name, l.topology.as_bytes())
+    let known = v6lab_core::replan(&l.topology_name, l.topology.as_bytes())
         .is_ok_and(|(_, p)| p.nodes.iter().any(|n| n.name == node));
     if !known {
         return refuse(StatusCode::NOT_FOUND, "no such node");
