@@ -15,8 +15,13 @@ use k8s_openapi::api::core::v1::{
     PodDNSConfig, PodSecurityContext, PodSpec, ResourceRequirements, SeccompProfile,
     SecurityContext, Sysctl, Volume, VolumeMount,
 };
+use k8s_openapi::api::networking::v1::{
+    NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
+    NetworkPolicyPort, NetworkPolicySpec,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{LabelSelector, ObjectMeta, OwnerReference};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
 
@@ -102,6 +107,7 @@ pub enum RenderError {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rendered {
     pub config_maps: Vec<ConfigMap>,
+    pub network_policies: Vec<NetworkPolicy>,
     pub pods: Vec<Pod>,
     pub segments: Vec<SegmentPlan>,
 }
@@ -495,9 +501,62 @@ pub fn render(
     }
     Ok(Rendered {
         config_maps,
+        network_policies: network_policies(&spec.lab, namespace, owner),
         pods,
         segments,
     })
+}
+
+fn role_selector(lab: &str, role: &str) -> LabelSelector {
+    LabelSelector {
+        match_labels: Some(labels(lab, role, None)),
+        ..Default::default()
+    }
+}
+
+/// The lab's two NetworkPolicies: its node pods and its switch pods speak VXLAN (UDP 4789) with
+/// each other and nothing else on the pod network, in or out (no other lab's switch, no other
+/// pod, no API server). `kubectl exec` does not cross the pod network, so it is unaffected. Only
+/// enforced where the cluster's network plugin implements NetworkPolicy.
+pub fn network_policies(lab: &str, namespace: &str, owner: &OwnerReference) -> Vec<NetworkPolicy> {
+    let vxlan = || {
+        Some(vec![NetworkPolicyPort {
+            protocol: Some("UDP".into()),
+            port: Some(IntOrString::Int(i32::from(VXLAN_PORT))),
+            ..Default::default()
+        }])
+    };
+    [("node", "switch"), ("switch", "node")]
+        .into_iter()
+        .map(|(role, peer)| {
+            let peers = || {
+                Some(vec![NetworkPolicyPeer {
+                    pod_selector: Some(role_selector(lab, peer)),
+                    ..Default::default()
+                }])
+            };
+            NetworkPolicy {
+                metadata: meta(
+                    &format!("{lab}-{role}-vxlan"),
+                    namespace,
+                    owner,
+                    labels(lab, "policy", None),
+                ),
+                spec: Some(NetworkPolicySpec {
+                    pod_selector: Some(role_selector(lab, role)),
+                    policy_types: Some(vec!["Ingress".into(), "Egress".into()]),
+                    ingress: Some(vec![NetworkPolicyIngressRule {
+                        from: peers(),
+                        ports: vxlan(),
+                    }]),
+                    egress: Some(vec![NetworkPolicyEgressRule {
+                        to: peers(),
+                        ports: vxlan(),
+                    }]),
+                }),
+            }
+        })
+        .collect()
 }
 
 fn fdb_to(dev: &str, ip: IpAddr) -> Step {

@@ -324,3 +324,34 @@ fn bad_labs_are_refused_with_a_reason() {
         r.pods.iter().map(|p| p.metadata.name.clone()).collect();
     assert_eq!(names.len(), r.pods.len());
 }
+
+#[test]
+fn pods_speak_only_vxlan_with_their_own_labs_pods() {
+    let s = spec("nat64-dns64.yaml", "l1");
+    let r = render(&s, "ns", &owner(), &NET).unwrap();
+    insta::assert_json_snapshot!("network_policies", r.network_policies);
+    // Every pod of the lab is selected by one policy that names both directions.
+    for pod in &r.pods {
+        let labels = pod.metadata.labels.as_ref().unwrap();
+        let selecting: Vec<_> = r
+            .network_policies
+            .iter()
+            .filter(|p| {
+                let sel = p.spec.as_ref().unwrap().pod_selector.as_ref().unwrap();
+                sel.match_labels
+                    .as_ref()
+                    .unwrap()
+                    .iter()
+                    .all(|(k, v)| labels.get(k) == Some(v))
+            })
+            .collect();
+        assert_eq!(selecting.len(), 1, "{:?}", pod.metadata.name);
+        let types = selecting[0].spec.as_ref().unwrap().policy_types.clone();
+        assert_eq!(types, Some(vec!["Ingress".into(), "Egress".into()]));
+    }
+    let other = render(&spec("nat64-dns64.yaml", "l2"), "ns", &owner(), &NET).unwrap();
+    for p in &other.network_policies {
+        let sel = p.spec.as_ref().unwrap().pod_selector.as_ref().unwrap();
+        assert_eq!(sel.match_labels.as_ref().unwrap()[names::LABEL_LAB], "l2");
+    }
+}
