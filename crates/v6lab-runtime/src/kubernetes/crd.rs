@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
     shortname = "v6l",
     namespaced,
     status = "LabStatus",
+    doc = "A v6lab lab: one running copy of a topology, its pods and segments.",
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Nodes","type":"string","jsonPath":".status.ready"}"#,
     printcolumn = r#"{"name":"Expires","type":"date","jsonPath":".status.expires"}"#,
