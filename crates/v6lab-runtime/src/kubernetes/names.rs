@@ -9,6 +9,10 @@
 //! a node name, or too long) is lowercased, every other character becomes `-`, and it ends with
 //! `-` and 8 hex digits of sha256 of the exact name, cut to fit in 63 bytes: two distinct
 //! names never map to one unless their hashes collide.
+//!
+//! Names are unique within one lab ([`super::render::render`] refuses a clash), not across labs:
+//! lab `a-b` node `c` and lab `a` node `b-c` both give `a-b-c`. Labs sharing a namespace must be
+//! told apart before creating (or each lab given its own namespace).
 
 use sha2::{Digest, Sha256};
 
