@@ -10,6 +10,7 @@ pub mod docker;
 pub mod exercise;
 pub mod fake;
 pub mod from_plan;
+pub mod kubernetes;
 pub mod names;
 mod readiness;
 pub mod runtime;

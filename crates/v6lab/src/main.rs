@@ -1,6 +1,7 @@
 //! `v6lab`: IPv6 testbed labs from a declarative topology.
 
 mod client_cmd;
+mod kubernetes_cmd;
 mod lab_cmd;
 mod serve_cmd;
 mod topology_cmd;
@@ -135,6 +136,11 @@ enum Command {
         #[command(subcommand)]
         command: lab_cmd::ImagesCommand,
     },
+    /// Kubernetes: what the Kubernetes runtime needs in a cluster.
+    Kubernetes {
+        #[command(subcommand)]
+        command: kubernetes_cmd::KubernetesCommand,
+    },
 }
 
 fn main() -> ExitCode {
@@ -179,6 +185,7 @@ fn main() -> ExitCode {
         } => lab_cmd::run(client_cmd::events(remote, follow, output)),
         Command::Solve { lab, exercise } => lab_cmd::run(lab_cmd::solve(lab, exercise)),
         Command::Images { command } => lab_cmd::run(lab_cmd::images(command)),
+        Command::Kubernetes { command } => kubernetes_cmd::run(command),
     };
     match result {
         Ok(code) => code,
