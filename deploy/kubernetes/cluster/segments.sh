@@ -28,6 +28,7 @@ since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.2f", b - a }'; }
 say() { printf 'segments: %s\n' "$*"; }
 fail() { printf 'segments: FAIL %s\n' "$*" >&2; exit 1; }
 cleanup() {
+  rm -f "/tmp/$ns.yaml"
   kc delete pods --all --grace-period=1 --wait=false >/dev/null 2>&1 || true
   kc wait --for=delete pod --all --timeout=60s >/dev/null 2>&1 || true
   "$bin/kubectl" --kubeconfig "$K8S_KUBECONFIG" delete namespace "$ns" --wait=false >/dev/null 2>&1 || true
