@@ -140,6 +140,10 @@ resolvConf: ""
 clusterDomain: cluster.local
 serializeImagePulls: false
 evictionHard: {memory.available: "100Mi", nodefs.available: "1%", imagefs.available: "1%", nodefs.inodesFree: "1%"}
+# Images are imported, never pulled: the kubelet must never collect them, however full the host's
+# disk is (above its default 85% it deleted the pause, busybox and lab images minutes after up).
+imageGCHighThresholdPercent: 100
+imageGCLowThresholdPercent: 99
 # Namespaced sysctls that Kubernetes 1.20 does not consider safe but lab nodes set (as on Docker).
 allowedUnsafeSysctls: ["net.ipv6.conf.*", "net.ipv6.neigh.*", "net.ipv4.conf.*", "net.ipv4.ip_forward"]
 E
