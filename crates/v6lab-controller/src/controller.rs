@@ -28,6 +28,8 @@ use v6lab_runtime::spec::LabSpec;
 pub const MAX_EXECS: usize = 32;
 /// After a "check my work now" run, the lab's next one waits this long.
 pub const CHECK_COOLDOWN: Duration = Duration::from_secs(10);
+/// How long "check now" waits for a periodic run of the same lab to end before refusing.
+const PERIODIC_WAIT: Duration = Duration::from_secs(60);
 /// The longest one lab's check run may take, whatever its checks' timeouts add up to.
 pub const MAX_CHECK_RUN: Duration = Duration::from_secs(120);
 /// The longest a lab's creation may hold a creation slot.
@@ -88,8 +90,23 @@ pub fn may_check_now(
 /// Check runs under way (one at a time per lab) and when each lab's last on-demand run ended.
 #[derive(Debug, Default)]
 struct CheckGate {
-    running: BTreeSet<String>,
+    /// Labs whose checks run, and whether that run is on demand.
+    running: BTreeMap<String, bool>,
+    /// Labs with an on-demand request waiting for a periodic run to end (one each).
+    waiting: BTreeSet<String>,
     last_end: BTreeMap<String, Instant>,
+}
+
+/// An on-demand request's place in the wait for a periodic run (one per lab).
+struct WaitingPlace {
+    ctl: Arc<Controller>,
+    lab: String,
+}
+
+impl Drop for WaitingPlace {
+    fn drop(&mut self) {
+        self.ctl.gate().waiting.remove(&self.lab);
+    }
 }
 
 /// A lab's check run; ends it in the gate when dropped, however the run ends.
@@ -366,6 +383,18 @@ impl Controller {
         }
     }
 
+    /// A place to wait for the periodic run of `lab` under way: only when that run is periodic,
+    /// and only one request per lab holds it (freed when dropped, however the request ends).
+    fn wait_turn(self: &Arc<Self>, lab: &str) -> Option<WaitingPlace> {
+        let mut g = self.gate();
+        (g.running.get(lab) == Some(&false) && g.waiting.insert(lab.to_owned())).then(|| {
+            WaitingPlace {
+                ctl: self.clone(),
+                lab: lab.to_owned(),
+            }
+        })
+    }
+
     /// Starts a run of `lab`'s checks unless one is under way; `on_demand` runs ("check my
     /// work now") also keep the cooldown ([`may_check_now`]).
     pub fn begin_check(
@@ -374,7 +403,7 @@ impl Controller {
         on_demand: bool,
     ) -> Result<CheckRun, CheckRefused> {
         let mut g = self.gate();
-        let running = g.running.contains(lab);
+        let running = g.running.contains_key(lab);
         let last = if on_demand {
             g.last_end.get(lab).copied()
         } else {
@@ -388,7 +417,7 @@ impl Controller {
                 retry_after: wait.as_secs_f64().ceil().max(1.0) as u64,
             });
         }
-        g.running.insert(lab.to_owned());
+        g.running.insert(lab.to_owned(), on_demand);
         Ok(CheckRun {
             ctl: self.clone(),
             lab: lab.to_owned(),
@@ -402,7 +431,26 @@ impl Controller {
         self: &Arc<Self>,
         l: &LabRow,
     ) -> Result<Vec<ExerciseResult>, CheckRefused> {
-        let _run = self.begin_check(&l.name, true)?;
+        // A periodic run under way is waited for (one request per lab, bounded), not refused:
+        // the student asked once, and the answer follows that run.
+        let deadline = Instant::now() + PERIODIC_WAIT;
+        let mut place: Option<WaitingPlace> = None;
+        let _run = loop {
+            match self.begin_check(&l.name, true) {
+                Err(r)
+                    if r.running
+                        && Instant::now() < deadline
+                        && (place.is_some() || {
+                            place = self.wait_turn(&l.name);
+                            place.is_some()
+                        }) =>
+                {
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                other => break other?,
+            }
+        };
+        drop(place);
         Ok(self.check_lab(l, Patience::UntilTimeout).await)
     }
 

@@ -1070,8 +1070,9 @@ async fn bounded_exec_stops_floods_and_hangs_from_the_host() {
     assert!(out.truncated, "{out:?}");
     gone_from_host(&lab, "n1", "cat /dev/zero").await;
 
-    // A hang, with a descendant: killed at the deadline, the tree with it.
-    let deadline = Duration::from_secs(2);
+    // A hang, with a descendant: killed at the deadline, the tree with it. (The deadline leaves
+    // a loaded engine time to start the command and pass on its first line.)
+    let deadline = Duration::from_secs(5);
     let t0 = Instant::now();
     let out = d
         .exec(
