@@ -95,8 +95,18 @@ printf '#!/bin/sh\nexec sleep infinity\n' > "$p.hostile" && chmod 755 "$p.hostil
 /// a. An output flood and a hung command in one lab while the class's other labs are checked
 /// in the same round: the controller's memory stays bounded, the other labs' checks are not
 /// delayed, the hostile lab's check fails with a clear reason.
+/// The cases run one at a time: each loads the whole machine (a fork bomb, floods, a hundred
+/// killed `up`s), and a figure such as case a's "twice the normal time" means nothing if another
+/// case's attack shares the two cores.
+static MACHINE_WIDE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn machine_wide() -> std::sync::MutexGuard<'static, ()> {
+    MACHINE_WIDE.lock().unwrap_or_else(|p| p.into_inner())
+}
+
 #[test]
 fn a_output_flood_and_hung_command_do_not_hold_the_class() {
+    let _alone = machine_wide();
     let mut s = Serve::with("adv-a", "3s", false);
     let labs = ready_class(&mut s, "a", "2001:db8:a", "203.0.113", 6);
     let hostile = (labs[0].0.clone(), labs[0].2.clone());
@@ -207,6 +217,7 @@ fn a_output_flood_and_hung_command_do_not_hold_the_class() {
 /// controller answers `/healthz` within 1 s throughout.
 #[test]
 fn b_fork_bomb_memory_hog_and_disk_fill_stay_in_their_lab() {
+    let _alone = machine_wide();
     let mut s = Serve::start("adv-b");
     let labs = ready_class(&mut s, "b", "2001:db8:b", "198.51.100", 3);
     let hostile = labs[0].0.clone();
@@ -290,6 +301,7 @@ fn b_fork_bomb_memory_hog_and_disk_fill_stay_in_their_lab() {
 /// another student's "check now" is unaffected.
 #[test]
 fn c_check_now_flood_is_answered_429() {
+    let _alone = machine_wide();
     let mut s = Serve::start("adv-c");
     let labs = ready_class(&mut s, "c", "2001:db8:c", "192.0.2", 2);
     let (lab_a, token_a) = (labs[0].0.clone(), labs[0].2.clone());
@@ -443,6 +455,7 @@ fn ssh_login(s: &Serve, student: &str, token: &str, from: Option<&str>) -> (Dura
 /// same address still works at once.
 #[test]
 fn d_wrong_tokens_never_lock_out_a_correct_one() {
+    let _alone = machine_wide();
     let mut s = Serve::with("adv-d", "0s", true);
     let labs = ready_class(&mut s, "d", "2001:db8:d", "192.0.2", 1);
     let (lab, student, token) = labs[0].clone();
@@ -549,6 +562,7 @@ fn d_wrong_tokens_never_lock_out_a_correct_one() {
 /// student still logs in, from another address and from that same one (a NAT).
 #[test]
 fn e_idle_ssh_connections_do_not_lock_out_a_student() {
+    let _alone = machine_wide();
     let mut s = Serve::with("adv-e", "0s", true);
     let labs = ready_class(&mut s, "e", "2001:db8:e", "192.0.2", 1);
     let (_, student, token) = labs[0].clone();
@@ -685,6 +699,7 @@ fn firewall_leftovers(labs: &[String]) -> Vec<String> {
 /// controller during a class creation: afterwards nothing of these labs is left on the host.
 #[test]
 fn f_killed_up_and_killed_controller_leave_nothing() {
+    let _alone = machine_wide();
     let start = Instant::now();
     // The network namespaces of this case's containers, noted while they exist.
     let prefix = format!("v6lab-adv{}f", std::process::id() % 100_000);
@@ -925,6 +940,7 @@ fn within(ip: IpAddr, net: &str) -> bool {
 /// side; no node has a route beyond its lab; within the lab, everything connected is reachable.
 #[test]
 fn g_reachability_matrix() {
+    let _alone = machine_wide();
     let s = Serve::with("adv-g", "0s", true);
     // Prefixes of their own, so that the counters below see only this test's traffic.
     let ta = tiny_topology(&s.dir, "3fff:ad:a", "198.19.173");
