@@ -68,10 +68,24 @@ pub fn run(f: impl Future<Output = Result<ExitCode>>) -> Result<ExitCode> {
         .block_on(f)
 }
 
-async fn connect() -> Result<Arc<dyn Runtime>> {
-    runtime::connect()
-        .await
-        .context("is the Docker engine running? `bash deploy/setup.sh` installs and starts it")
+static RUNTIME: std::sync::OnceLock<runtime::RuntimeChoice> = std::sync::OnceLock::new();
+
+/// Sets the runtime every command uses (`--runtime`, once, at start).
+pub fn choose_runtime(choice: runtime::RuntimeChoice) {
+    let _ = RUNTIME.set(choice);
+}
+
+/// The runtime chosen with `--runtime` (Docker unless told).
+pub fn runtime_choice() -> runtime::RuntimeChoice {
+    RUNTIME
+        .get()
+        .cloned()
+        .unwrap_or(runtime::RuntimeChoice::Docker)
+}
+
+pub async fn connect() -> Result<Arc<dyn Runtime>> {
+    let choice = runtime_choice();
+    runtime::connect_to(&choice).await.context(choice.hint())
 }
 
 fn now() -> u64 {

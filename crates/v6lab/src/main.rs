@@ -28,6 +28,25 @@ v6lab up topologies/nat64-dns64.yaml\n  v6lab shell nat64-dns64 client\n  v6lab 
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Where labs run: this host's Docker engine, or a Kubernetes cluster (the usual
+    /// kubeconfig, or the cluster v6lab runs in)
+    #[arg(
+        long,
+        global = true,
+        value_enum,
+        env = "V6LAB_RUNTIME",
+        default_value = "docker"
+    )]
+    runtime: RuntimeKind,
+    /// The namespace of labs on Kubernetes
+    #[arg(long, global = true, env = "V6LAB_NAMESPACE", default_value = v6lab_runtime::kubernetes::DEFAULT_NAMESPACE)]
+    namespace: String,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum RuntimeKind {
+    Docker,
+    Kubernetes,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -145,6 +164,12 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    lab_cmd::choose_runtime(match cli.runtime {
+        RuntimeKind::Docker => v6lab_runtime::runtime::RuntimeChoice::Docker,
+        RuntimeKind::Kubernetes => v6lab_runtime::runtime::RuntimeChoice::Kubernetes {
+            namespace: cli.namespace.clone(),
+        },
+    });
     let result = match cli.command {
         Command::Validate {
             file,
@@ -190,8 +215,37 @@ fn main() -> ExitCode {
     match result {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", chain(&e));
             ExitCode::from(1)
         }
+    }
+}
+
+/// An error and its causes, each said once: most errors already show their cause in their
+/// own message, and `{:#}` would repeat it.
+fn chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.contains(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn an_error_says_each_cause_once() {
+        let inner = std::io::Error::other("disk full");
+        let e = anyhow::Error::new(inner)
+            .context("writing x: disk full")
+            .context("saving");
+        assert_eq!(super::chain(&e), "saving: writing x: disk full");
     }
 }

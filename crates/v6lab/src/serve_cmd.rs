@@ -177,14 +177,21 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
     let tls = tls_config(&scheme, &a)?;
     let owner = format!("controller-{}", controller_id(&a.state_dir)?);
     let store = Store::open(&a.state_dir.join("v6lab.db")).context("opening the store")?;
-    let runtime = v6lab_runtime::runtime::connect()
-        .await
-        .context("is the Docker engine running? `bash deploy/setup.sh` installs and starts it")?;
+    let choice = crate::lab_cmd::runtime_choice();
+    let runtime = crate::lab_cmd::connect().await?;
     let recipe = v6lab_runtime::runtime::Recipe::locate()?;
     let image = runtime
         .ensure_image(&recipe, false, &|s: &str| tracing::info!("image: {s}"))
         .await?
         .tag;
+    if let v6lab_runtime::runtime::RuntimeChoice::Kubernetes { namespace } = &choice {
+        // Labs applied with kubectl, and the end of every Lab in the namespace.
+        let k8s = v6lab_runtime::kubernetes::Kubernetes::connect(namespace).await?;
+        let operator =
+            v6lab_runtime::kubernetes::Operator::new(k8s, image.clone(), max_lifetime as u64);
+        tokio::spawn(operator.run(v6lab_runtime::runtime::CancellationToken::new()));
+        tracing::info!("Lab operator on namespace {namespace}");
+    }
     let cfg = Config {
         state_dir: a.state_dir.clone(),
         warn_before,

@@ -11,7 +11,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::UnixStream;
 
 /// "64 KiB", "1 MiB", "100 bytes".
-fn show_bytes(n: usize) -> String {
+pub(crate) fn show_bytes(n: usize) -> String {
     match n {
         n if n >= 1 << 20 && n % (1 << 20) == 0 => format!("{} MiB", n >> 20),
         n if n >= 1 << 10 && n % (1 << 10) == 0 => format!("{} KiB", n >> 10),
@@ -20,7 +20,7 @@ fn show_bytes(n: usize) -> String {
 }
 
 /// "10s", "1.5s".
-fn show_secs(d: Duration) -> String {
+pub(crate) fn show_secs(d: Duration) -> String {
     let s = d.as_secs_f64();
     if s.fract() == 0.0 {
         format!("{s:.0}s")

@@ -10,7 +10,7 @@
 //!
 //! The engine API version is negotiated, so Docker 20.10 (API 1.41) and 28+ both work.
 
-mod exec;
+pub(crate) mod exec;
 mod firewall;
 pub mod images;
 pub mod kill;

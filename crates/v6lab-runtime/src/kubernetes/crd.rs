@@ -31,12 +31,18 @@ pub struct LabResourceSpec {
     /// Seconds the lab lives after it is created; absent: until deleted.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lifetime_seconds: Option<u64>,
-    /// Who manages the lab: `cli` or `controller` (as on Docker).
+    /// Who manages the lab: `kubectl` (the default: the Lab operator makes it), or `cli` and
+    /// `controller-...` for labs made by `v6lab up` and a controller.
+    #[serde(default = "kubectl")]
     pub owner: String,
     /// Apply every part, the exercises solved (a trainer's reference lab), instead of leaving
     /// the exercises' parts to the student.
     #[serde(default)]
     pub complete: bool,
+}
+
+fn kubectl() -> String {
+    "kubectl".to_string()
 }
 
 /// Where a lab is in its life.
@@ -106,9 +112,7 @@ pub struct LabCondition {
     pub type_: String,
     /// `True`, `False` or `Unknown`.
     pub status: String,
-    #[serde(default)]
     pub reason: String,
-    #[serde(default)]
     pub message: String,
     /// RFC 3339.
     #[serde(default, skip_serializing_if = "Option::is_none")]

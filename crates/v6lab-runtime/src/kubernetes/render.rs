@@ -254,7 +254,28 @@ fn cpu_quantity(nano_cpus: u64) -> Quantity {
     Quantity(format!("{}m", nano_cpus.div_ceil(1_000_000)))
 }
 
+/// CPU a pod asks the scheduler for: lab nodes idle most of the time, so a lab's pods are
+/// placed by what they use, not by their limits (which would fit two nodes per CPU).
+pub const CPU_REQUEST_MILLIS: u64 = 10;
+/// Memory a pod asks the scheduler for (or its limit, if smaller): about what an idle node
+/// with its daemons uses.
+pub const MEMORY_REQUEST: u64 = 32 << 20;
+
 fn limits(memory_bytes: u64, nano_cpus: u64) -> ResourceRequirements {
+    let mut requests = BTreeMap::from([(
+        "cpu".to_string(),
+        Quantity(format!("{CPU_REQUEST_MILLIS}m")),
+    )]);
+    requests.insert(
+        "memory".to_string(),
+        Quantity(
+            match memory_bytes {
+                0 => MEMORY_REQUEST,
+                m => m.min(MEMORY_REQUEST),
+            }
+            .to_string(),
+        ),
+    );
     let mut l = BTreeMap::new();
     if memory_bytes > 0 {
         l.insert("memory".to_string(), Quantity(memory_bytes.to_string()));
@@ -264,6 +285,7 @@ fn limits(memory_bytes: u64, nano_cpus: u64) -> ResourceRequirements {
     }
     ResourceRequirements {
         limits: Some(l),
+        requests: Some(requests),
         ..Default::default()
     }
 }
@@ -301,16 +323,55 @@ pub fn node_capabilities(node: &NodeSpec) -> Vec<String> {
     caps
 }
 
-/// The pod's sysctls: the node's own, and its
-/// per-interface ones on `default` (`IFACE` -> `default`: set before any lab interface exists,
-/// so every interface the set-up creates inherits them, as on Docker).
+/// The pod's sysctls: the node's own, and its per-interface `conf` ones on `default`
+/// (`IFACE` -> `default`: set before any lab interface exists, so every interface the set-up
+/// creates inherits them, as on Docker). Neighbour-table settings are not sysctls here (a new
+/// network namespace has no `neigh/default`): [`link_steps`] sets them on each interface.
 pub fn pod_sysctls(node: &NodeSpec) -> Vec<Sysctl> {
     let mut all = node.sysctls.clone();
     for (k, v) in &node.link_sysctls {
-        all.insert(k.replace("IFACE", "default"), v.clone());
+        if neigh_parameter(k).is_none() {
+            all.insert(k.replace("IFACE", "default"), v.clone());
+        }
     }
     all.into_iter()
         .map(|(name, value)| Sysctl { name, value })
+        .collect()
+}
+
+/// A per-interface neighbour-table sysctl as `(table, ip ntable parameter)`: what `ip ntable`
+/// sets through netlink where `/proc/sys` is read-only.
+fn neigh_parameter(key: &str) -> Option<(&'static str, &'static str)> {
+    let table = if key.starts_with("net.ipv6.neigh.IFACE.") {
+        "ndisc_cache"
+    } else if key.starts_with("net.ipv4.neigh.IFACE.") {
+        "arp_cache"
+    } else {
+        return None;
+    };
+    let param = match key.rsplit('.').next()? {
+        "retrans_time_ms" => "retrans",
+        "base_reachable_time_ms" => "base_reachable",
+        "delay_first_probe_time" => "delay_probe",
+        "mcast_solicit" => "mcast_probes",
+        "ucast_solicit" => "ucast_probes",
+        "app_solicit" => "app_probes",
+        "gc_stale_time" => "gc_stale",
+        _ => return None,
+    };
+    Some((table, param))
+}
+
+/// The steps setting a node's neighbour-table sysctls on interface `dev` (see [`pod_sysctls`]).
+pub fn link_steps(node: &NodeSpec, dev: &str) -> Vec<Step> {
+    node.link_sysctls
+        .iter()
+        .filter_map(|(k, v)| {
+            let (table, param) = neigh_parameter(k)?;
+            Some(step(&[
+                "ip", "ntable", "change", "name", table, "dev", dev, param, v,
+            ]))
+        })
         .collect()
 }
 
@@ -559,20 +620,26 @@ pub fn network_policies(lab: &str, namespace: &str, owner: &OwnerReference) -> V
         .collect()
 }
 
-fn fdb_to(dev: &str, ip: IpAddr) -> Step {
+/// The all-zero FDB entry of `dev`, pointing at `ip`. The kernel refuses `bridge fdb replace`
+/// of an all-zero entry (`Operation not supported`): the old one is deleted, the new appended.
+fn fdb_to(dev: &str, ip: IpAddr) -> Vec<Step> {
     let ip = ip.to_string();
-    step(&[
-        "bridge",
-        "fdb",
-        "replace",
-        "00:00:00:00:00:00",
-        "dev",
-        dev,
-        "dst",
-        &ip,
-        "self",
-        "permanent",
-    ])
+    let zero = "00:00:00:00:00:00";
+    vec![
+        cleanup(&["bridge", "fdb", "del", zero, "dev", dev, "self"]),
+        step(&[
+            "bridge",
+            "fdb",
+            "append",
+            zero,
+            "dev",
+            dev,
+            "dst",
+            &ip,
+            "self",
+            "permanent",
+        ]),
+    ]
 }
 
 /// A point-to-point VXLAN link `dev` (no learning; its one destination is the all-zero FDB
@@ -594,11 +661,9 @@ fn vxlan(dev: &str, vni: u32, mtu: u32, mac: Option<&str>, peer: IpAddr) -> Vec<
         &port,
         "nolearning",
     ]);
-    vec![
-        cleanup(&["ip", "link", "delete", dev]),
-        step(&add),
-        fdb_to(dev, peer),
-    ]
+    let mut steps = vec![cleanup(&["ip", "link", "delete", dev]), step(&add)];
+    steps.extend(fdb_to(dev, peer));
+    steps
 }
 
 /// The set-up of a segment's switch pod: the bridge (multicast snooping off, so RA, ND, DAD,
@@ -684,12 +749,13 @@ pub fn node_setup(
             })?;
         let mtu = i.mtu.min(seg.mtu);
         steps.extend(vxlan(&i.name, m.vni, mtu, Some(&i.mac), ip));
+        steps.extend(link_steps(node, &i.name));
         steps.push(step(&["ip", "link", "set", &i.name, "up"]));
     }
     Ok(steps)
 }
 
 /// Points the spoke end `dev` at `ip` again (a pod restarted elsewhere has a new IP).
-pub fn repoint(dev: &str, ip: IpAddr) -> Step {
+pub fn repoint(dev: &str, ip: IpAddr) -> Vec<Step> {
     fdb_to(dev, ip)
 }

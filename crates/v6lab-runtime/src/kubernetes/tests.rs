@@ -128,17 +128,28 @@ fn node_pods_are_confined_like_docker_containers() {
 }
 
 #[test]
-fn link_sysctls_move_to_default() {
+fn link_sysctls_move_to_default_and_neighbour_settings_to_each_link() {
     let mut s = spec("nat64-dns64.yaml", "l1");
     let n = &mut s.nodes[0];
     n.link_sysctls
         .insert("net.ipv6.neigh.IFACE.retrans_time_ms".into(), "500".into());
+    n.link_sysctls
+        .insert("net.ipv6.conf.IFACE.accept_ra".into(), "2".into());
     let got = pod_sysctls(n);
     assert!(
         got.iter()
-            .any(|x| x.name == "net.ipv6.neigh.default.retrans_time_ms" && x.value == "500")
+            .any(|x| x.name == "net.ipv6.conf.default.accept_ra" && x.value == "2")
     );
-    assert!(!got.iter().any(|x| x.name.contains("IFACE")));
+    assert!(
+        !got.iter()
+            .any(|x| x.name.contains("IFACE") || x.name.contains("neigh"))
+    );
+    let steps = link_steps(n, "eth1");
+    assert_eq!(steps.len(), 1);
+    assert_eq!(
+        steps[0].argv.join(" "),
+        "ip ntable change name ndisc_cache dev eth1 retrans 500"
+    );
 }
 
 #[test]
@@ -205,13 +216,14 @@ fn switch_setup_is_a_bridge_with_one_spoke_per_member() {
             "ip link add vx0 mtu 1450 type vxlan id {} dstport 4789 nolearning",
             m0.vni
         ),
-        "bridge fdb replace 00:00:00:00:00:00 dev vx0 dst 198.18.128.10 self permanent".into(),
+        "-bridge fdb del 00:00:00:00:00:00 dev vx0 self".into(),
+        "bridge fdb append 00:00:00:00:00:00 dev vx0 dst 198.18.128.10 self permanent".into(),
         "ip link set vx0 addrgenmode none master br0 up".into(),
     ];
     assert_eq!(got[..want.len()], want[..]);
     want.clear();
     assert_eq!(got.last().unwrap(), "ip link set br0 up");
-    assert_eq!(got.len(), 3 + 4 * seg.members.len() + 1);
+    assert_eq!(got.len(), 3 + 5 * seg.members.len() + 1);
     assert_eq!(
         switch_setup(seg, &ips[..ips.len() - 1]),
         Err(RenderError::MissingAddress {
@@ -246,7 +258,7 @@ fn node_setup_copies_files_then_makes_each_interface_a_spoke() {
         );
     }
     let links = &got[node.files.len()..];
-    assert_eq!(links.len(), 4 * node.interfaces.len());
+    assert_eq!(links.len(), 6 * node.interfaces.len());
     for (k, i) in node.interfaces.iter().enumerate() {
         let seg = segs.iter().find(|g| g.name == i.segment).unwrap();
         let m = seg
@@ -256,7 +268,7 @@ fn node_setup_copies_files_then_makes_each_interface_a_spoke() {
             .unwrap();
         let sw = switch_ips[&seg.name];
         assert_eq!(
-            links[4 * k..4 * k + 4],
+            links[6 * k..6 * k + 6],
             [
                 format!("-ip link delete {}", i.name),
                 format!(
@@ -266,8 +278,13 @@ fn node_setup_copies_files_then_makes_each_interface_a_spoke() {
                     i.mtu.min(seg.mtu),
                     m.vni
                 ),
+                format!("-bridge fdb del 00:00:00:00:00:00 dev {} self", i.name),
                 format!(
-                    "bridge fdb replace 00:00:00:00:00:00 dev {} dst {sw} self permanent",
+                    "bridge fdb append 00:00:00:00:00:00 dev {} dst {sw} self permanent",
+                    i.name
+                ),
+                format!(
+                    "ip ntable change name ndisc_cache dev {} retrans 250",
                     i.name
                 ),
                 format!("ip link set {} up", i.name),
@@ -291,8 +308,11 @@ fn node_setup_copies_files_then_makes_each_interface_a_spoke() {
         ]
     );
     assert_eq!(
-        argv(&[repoint("eth1", ip("2001:db8::1"))]),
-        ["bridge fdb replace 00:00:00:00:00:00 dev eth1 dst 2001:db8::1 self permanent"]
+        argv(&repoint("eth1", ip("2001:db8::1"))),
+        [
+            "-bridge fdb del 00:00:00:00:00:00 dev eth1 self",
+            "bridge fdb append 00:00:00:00:00:00 dev eth1 dst 2001:db8::1 self permanent"
+        ]
     );
 }
 
