@@ -3,7 +3,7 @@
 use super::routing::router_id;
 use super::{
     Assign6, CheckKind, CheckPlan, DEFAULT_CHECK_TIMEOUT_SECS, ExercisePlan, Nat64Plan, NodePlan,
-    Planner, SegmentPlan, SolutionPlan,
+    Plan, Planner, SegmentPlan, SolutionPlan,
 };
 use crate::diagnostic::Diagnostic;
 use crate::sp::{Loc, Sp};
@@ -15,7 +15,13 @@ use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr};
 
 impl Planner<'_> {
-    pub(super) fn plan_exercises(
+    /// Plans the exercises of a plan whose nodes have their parts: marks the parts each leaves
+    /// to the student and resolves its checks.
+    pub(crate) fn plan_exercises(&mut self, plan: &mut Plan) {
+        plan.exercises = self.exercises(&mut plan.nodes, &plan.segments, plan.nat64.as_ref());
+    }
+
+    fn exercises(
         &mut self,
         nodes: &mut [NodePlan],
         segments: &[SegmentPlan],
@@ -122,10 +128,6 @@ impl Planner<'_> {
                 checks,
                 solution,
             });
-        }
-        // Regenerate up.sh now that student parts are known.
-        for n in nodes.iter_mut() {
-            crate::render::render_up_script(n);
         }
         out
     }

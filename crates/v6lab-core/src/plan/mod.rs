@@ -3,9 +3,8 @@
 //! [`build`] validates a [`Topology`] and plans it in one pass, collecting every problem as a
 //! located [`Diagnostic`]. The same topology always gives the same plan.
 
-use crate::diagnostic::{Diagnostic, Diagnostics};
+use crate::diagnostic::Diagnostic;
 use crate::load::Source;
-use crate::policy::Policy;
 use crate::sp::Loc;
 use crate::topology::{Family, IpFamily, RaMode, Role, Topology};
 use crate::values;
@@ -23,10 +22,10 @@ mod resolvers;
 mod routes;
 mod routing;
 mod segments;
+mod services;
 
 pub use addresses::eui64;
 pub use nat64::embed_v4;
-pub(crate) use routing::router_id;
 
 /// Default lifetime of a lab: 3 hours.
 pub const DEFAULT_LIFETIME_SECS: u64 = 3 * 3600;
@@ -89,6 +88,10 @@ pub struct NodePlan {
     pub parts: Vec<PartPlan>,
     /// Every file placed in the node: daemon configs and the part scripts.
     pub files: Vec<FilePlan>,
+    /// What the node serves and runs, resolved; its rendered files carry it, so the plan's JSON
+    /// does not repeat it.
+    #[serde(skip_serializing)]
+    pub services: ServicesPlan,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -202,6 +205,95 @@ pub struct FilePlan {
     pub path: String,
     pub mode: u32,
     pub content: String,
+}
+
+/// A node's services, routing protocol and the trainer's files and commands, with every name
+/// resolved and checked: rendering them cannot fail.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ServicesPlan {
+    pub dns: Option<AuthDnsPlan>,
+    pub resolver: Option<ResolverPlan>,
+    pub http: Option<HttpPlan>,
+    pub ospf6: Option<Ospf6Plan>,
+    /// The trainer's files, placed as written.
+    pub files: Vec<FilePlan>,
+    /// The trainer's commands, run in order.
+    pub exec: Vec<String>,
+}
+
+/// Authoritative DNS: the zones with their records, and the reverse zones of their addresses.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AuthDnsPlan {
+    pub zones: Vec<ZonePlan>,
+    /// One PTR for every address record, in the order of the records.
+    pub ptrs: Vec<PtrPlan>,
+    /// `ip6.arpa` (/64) and `in-addr.arpa` (/24) zones of the records' addresses.
+    pub reverse_zones: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ZonePlan {
+    /// Without the final dot.
+    pub name: String,
+    pub records: Vec<RecordPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RecordPlan {
+    pub fqdn: String,
+    /// `A` or `AAAA`.
+    pub rtype: String,
+    pub address: IpAddr,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PtrPlan {
+    pub address: IpAddr,
+    pub fqdn: String,
+}
+
+/// A recursive resolver: DNS64 when it has a prefix; the lab's zones are stub zones.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ResolverPlan {
+    pub dns64_prefix: Option<Ipv6Net>,
+    pub stubs: Vec<StubZonePlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StubZonePlan {
+    pub name: String,
+    /// Addresses of the authoritative server, those on a segment shared with the resolver first.
+    pub addrs: Vec<IpAddr>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct HttpPlan {
+    pub port: u16,
+    pub body: String,
+}
+
+/// OSPFv3 on a router.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ospf6Plan {
+    pub area: String,
+    pub router_id: Ipv4Addr,
+    pub interfaces: Vec<Ospf6InterfacePlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Ospf6InterfacePlan {
+    pub name: String,
+    pub kind: Ospf6LinkKind,
+}
+
+/// How OSPFv3 runs on a link: point-to-point with fast timers where exactly two OSPF routers
+/// meet, passive where the router is alone (a LAN of hosts), broadcast otherwise.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Ospf6LinkKind {
+    P2p,
+    Passive,
+    Broadcast,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -330,54 +422,26 @@ impl NodePlan {
     pub fn first_v4(&self) -> Option<Ipv4Addr> {
         self.interfaces.iter().find_map(|i| i.ipv4.address())
     }
-}
-
-/// Validates and plans a topology against the process's policy ([`crate::policy::current`]).
-/// All problems are reported together.
-pub fn build(src: &Source, topo: &Topology) -> Result<Plan, Diagnostics> {
-    build_with(src, topo, crate::policy::current())
-}
-
-/// Validates and plans a topology against `policy`. All problems are reported together.
-pub fn build_with(src: &Source, topo: &Topology, policy: &Policy) -> Result<Plan, Diagnostics> {
-    let mut p = Planner::new(topo);
-    p.default_limits = policy.node_defaults();
-    let plan = p.run(src);
-    p.diags.extend(crate::policy::check(topo, policy));
-    if p.diags.is_empty() {
-        Ok(plan)
-    } else {
-        Err(Diagnostics::new(&src.file, p.diags))
+    /// Whether the node is on an IPv6 segment (configured or not).
+    pub fn has_ipv6(&self) -> bool {
+        self.interfaces
+            .iter()
+            .any(|i| !matches!(i.ipv6, Assign6::Disabled))
+    }
+    /// Whether the node is on an IPv4 segment (configured or not).
+    pub fn has_ipv4(&self) -> bool {
+        self.interfaces
+            .iter()
+            .any(|i| !matches!(i.ipv4, Assign4::Disabled))
     }
 }
 
-/// Parses, validates and plans in one call, against the process's policy.
-pub fn plan_source(file: &str, bytes: &[u8]) -> Result<(Source, Plan), (Source, Diagnostics)> {
-    plan_source_with(file, bytes, crate::policy::current())
-}
-
-/// Parses, validates and plans in one call, against `policy`.
-pub fn plan_source_with(
-    file: &str,
-    bytes: &[u8],
-    policy: &Policy,
-) -> Result<(Source, Plan), (Source, Diagnostics)> {
-    let (src, topo) = crate::load::parse(file, bytes)?;
-    match build_with(&src, &topo, policy) {
-        Ok(plan) => Ok((src, plan)),
-        Err(d) => Err((src, d)),
-    }
-}
-
-/// Plans again the topology of a lab that already runs (for its checks, solutions, terminals,
-/// pages and menus). The lab was admitted by the policy in force when it was made; it is not
-/// judged again, so a policy tightened later never breaks a running lab's checks.
-pub fn replan(file: &str, bytes: &[u8]) -> Result<(Source, Plan), (Source, Diagnostics)> {
-    plan_source_with(file, bytes, &Policy::admit_all())
-}
-
+/// The planner: validation and planning in one pass. [`crate::build_with`] runs it in two steps
+/// around rendering: [`Planner::plan`] gives the plan of every segment and node, the node files are
+/// rendered from it, then [`Planner::plan_exercises`] resolves the exercises against the rendered
+/// parts. Every problem found on the way is kept; [`Planner::finish`] hands them over.
 pub(crate) struct Planner<'t> {
-    pub(crate) topo: &'t Topology,
+    topo: &'t Topology,
     diags: Vec<Diagnostic>,
     seg_index: HashMap<&'t str, usize>,
     node_index: HashMap<&'t str, usize>,
@@ -386,21 +450,29 @@ pub(crate) struct Planner<'t> {
 }
 
 impl<'t> Planner<'t> {
-    fn new(topo: &'t Topology) -> Self {
+    /// A planner for `topo`; nodes that set no limits get `default_limits`.
+    pub(crate) fn new(topo: &'t Topology, default_limits: LimitsPlan) -> Self {
         Planner {
             topo,
             diags: Vec::new(),
             seg_index: HashMap::new(),
             node_index: HashMap::new(),
-            default_limits: Policy::default().node_defaults(),
+            default_limits,
         }
     }
 
-    pub(crate) fn err(&mut self, loc: Loc, msg: impl Into<String>, hint: impl Into<String>) {
+    /// The problems found so far.
+    pub(crate) fn finish(self) -> Vec<Diagnostic> {
+        self.diags
+    }
+
+    fn err(&mut self, loc: Loc, msg: impl Into<String>, hint: impl Into<String>) {
         self.diags.push(Diagnostic::new(loc, msg).hint(hint));
     }
 
-    fn run(&mut self, src: &Source) -> Plan {
+    /// Plans names, segments, nodes, addresses, NAT64, routes, resolvers, services and routing
+    /// protocols. The nodes have no parts and no files yet, and the plan has no exercises.
+    pub(crate) fn plan(&mut self, src: &Source) -> Plan {
         let topo = self.topo;
         self.check_names();
         let lifetime_secs = match &topo.lifetime {
@@ -428,11 +500,17 @@ impl<'t> Planner<'t> {
         let mut segments = self.plan_segments();
         let mut nodes = self.plan_nodes(&segments);
         let nat64 = self.plan_nat64(&mut segments, &nodes);
+        if let Some(n) = &nat64 {
+            for t in nodes.iter_mut().filter(|t| t.name == n.translator) {
+                // tayga needs `/dev/net/tun`.
+                t.tun = true;
+            }
+        }
         self.check_duplicate_addresses(&nodes);
         self.plan_routes(&mut nodes, &segments, nat64.as_ref());
         self.plan_resolvers(&mut nodes, &mut segments, nat64.as_ref());
-        crate::render::render_nodes(self, &mut nodes, &segments, nat64.as_ref());
-        let exercises = self.plan_exercises(&mut nodes, &segments, nat64.as_ref());
+        self.plan_services(&mut nodes, nat64.as_ref());
+        self.plan_routing(&mut nodes);
         let hash = {
             use sha2::Digest;
             let d = sha2::Sha256::digest(src.text.as_bytes());
@@ -446,7 +524,7 @@ impl<'t> Planner<'t> {
             segments,
             nodes,
             nat64,
-            exercises,
+            exercises: Vec::new(),
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::addresses::{eui64, fe80};
 use super::names::iface_segment;
-use super::{InterfacePlan, LimitsPlan, NodePlan, Planner, SegmentPlan};
+use super::{InterfacePlan, LimitsPlan, NodePlan, Planner, SegmentPlan, ServicesPlan};
 use crate::diagnostic::Diagnostic;
 use crate::sp::Loc;
 use crate::topology::{self as t, Role};
@@ -159,6 +159,7 @@ impl Planner<'_> {
                 tun: false,
                 parts: Vec::new(),
                 files: Vec::new(),
+                services: ServicesPlan::default(),
             });
         }
         out

@@ -1,6 +1,6 @@
 //! Resolvers: each node's /etc/resolv.conf and the DNS servers each segment advertises.
 
-use super::{Assign4, Assign6, Nat64Plan, NodePlan, Planner, SegmentPlan};
+use super::{Assign6, Nat64Plan, NodePlan, Planner, SegmentPlan};
 use crate::topology::{self as t};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -36,14 +36,8 @@ impl Planner<'_> {
             if servers.contains(&ni) {
                 continue;
             }
-            let has_v6 = node
-                .interfaces
-                .iter()
-                .any(|i| !matches!(i.ipv6, Assign6::Disabled));
-            let has_v4 = node
-                .interfaces
-                .iter()
-                .any(|i| !matches!(i.ipv4, Assign4::Disabled));
+            let has_v6 = node.has_ipv6();
+            let has_v4 = node.has_ipv4();
             let mut list = Vec::new();
             if let Some(n) = nat64
                 && has_v6
@@ -70,14 +64,8 @@ impl Planner<'_> {
             if servers.contains(&ni) || !node.resolvers.is_empty() {
                 continue;
             }
-            let has_v6 = node
-                .interfaces
-                .iter()
-                .any(|i| !matches!(i.ipv6, Assign6::Disabled));
-            let has_v4 = node
-                .interfaces
-                .iter()
-                .any(|i| !matches!(i.ipv4, Assign4::Disabled));
+            let has_v6 = node.has_ipv6();
+            let has_v4 = node.has_ipv4();
             for &si in &servers {
                 if has_v6 && let Some(a) = addrs[si].0 {
                     node.resolvers.push(IpAddr::V6(a));
