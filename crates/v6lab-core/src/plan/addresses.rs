@@ -1,5 +1,6 @@
 //! Addresses: how each interface gets its IPv6 and IPv4 address, and duplicates between them.
 
+use super::family::{Numbering, Prefix};
 use super::{Assign4, Assign6, NodePlan, Planner, SegmentPlan};
 use crate::diagnostic::Diagnostic;
 use crate::sp::{Loc, Sp};
@@ -8,56 +9,127 @@ use ipnet::{Ipv4Net, Ipv6Net};
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
+/// How the topology asks an interface to get an address of one family, once read.
+pub(super) enum Wanted<'w, P> {
+    /// The segment has no prefix of this family.
+    Disabled,
+    /// `none`, or a request reported as an error.
+    None,
+    /// `auto` (or nothing written), in the segment's prefix.
+    Auto(P),
+    /// One of the family's own modes (`slaac`, `dhcpv6`, `dhcp`), in the segment's prefix.
+    Mode(&'w Sp<String>, P),
+    /// An address written out, with its prefix length.
+    Static(P),
+}
+
 impl Planner<'_> {
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn assign6(
+    /// Reads what an interface asks of family `P` on `seg`, reporting what cannot be.
+    fn wanted<'w, P: Prefix>(
         &mut self,
-        node: &Sp<String>,
-        role: Role,
         seg: &SegmentPlan,
-        want: Option<&Sp<String>>,
-        seg_has_router: bool,
-        mac: &str,
-        next: &mut u32,
-        taken: &[Ipv6Addr],
-    ) -> Assign6 {
-        let Some(prefix) = seg.ipv6 else {
+        want: Option<&'w Sp<String>>,
+    ) -> Wanted<'w, P> {
+        let Some(prefix) = P::of(seg) else {
             if let Some(w) = want
                 && w.value != "none"
             {
                 self.err(
                     w.loc,
                     format!(
-                        "segment `{}` is {}; it has no IPv6",
+                        "segment `{}` is {}; it has no {}",
                         seg.name,
-                        seg.family.as_str()
+                        seg.family.as_str(),
+                        P::NAME
                     ),
-                    "remove `ipv6:` here, or make the segment `dual-stack`",
+                    format!(
+                        "remove `{}:` here, or make the segment `dual-stack`",
+                        P::KEY
+                    ),
                 );
             }
-            return Assign6::Disabled;
+            return Wanted::Disabled;
         };
-        let mode = want.map(|w| w.value.as_str()).unwrap_or("auto");
-        match mode {
-            "none" => Assign6::None,
-            "slaac" | "dhcpv6" if !seg_has_router || seg.ra == RaMode::None => {
-                let w = want.expect("explicit");
+        let Some(w) = want else {
+            return Wanted::Auto(prefix);
+        };
+        let text = w.as_str();
+        match text {
+            "none" => return Wanted::None,
+            "auto" => return Wanted::Auto(prefix),
+            m if P::MODES.contains(&m) => return Wanted::Mode(w, prefix),
+            _ => {}
+        }
+        let (addr, len) = match text.split_once('/') {
+            Some((a, l)) => (a, l.parse::<u8>().ok()),
+            None => (text, Some(prefix.len())),
+        };
+        match (addr.parse::<P::Addr>(), len) {
+            (Ok(a), Some(l)) if l <= P::MAX_LEN => {
+                if !prefix.contains_addr(&a) {
+                    self.err(
+                        w.loc,
+                        format!("{a} is outside segment `{}`'s prefix {prefix}", seg.name),
+                        format!("use an address inside {prefix}"),
+                    );
+                }
+                Wanted::Static(P::with_len(a, l))
+            }
+            _ => {
+                if P::looks_like_other(text) {
+                    self.err(
+                        w.loc,
+                        format!(
+                            "`{text}` is an {} address given as `{}:`",
+                            P::OTHER_NAME,
+                            P::KEY
+                        ),
+                        format!("write it under `{}:`", P::OTHER_KEY),
+                    );
+                } else {
+                    self.err(
+                        w.loc,
+                        format!("`{text}` is not an {} address mode", P::NAME),
+                        P::MODES_HINT,
+                    );
+                }
+                Wanted::None
+            }
+        }
+    }
+
+    /// An interface's IPv6 address: hosts on a segment with a router take it from RAs (SLAAC
+    /// or DHCPv6, as the segment's `ra:` says), other nodes get static addresses.
+    pub(super) fn assign6(
+        &mut self,
+        role: Role,
+        seg: &SegmentPlan,
+        want: Option<&Sp<String>>,
+        seg_has_router: bool,
+        mac: &str,
+        numbering: &mut Numbering<Ipv6Addr>,
+    ) -> Assign6 {
+        match self.wanted::<Ipv6Net>(seg, want) {
+            Wanted::Disabled => Assign6::Disabled,
+            Wanted::None => Assign6::None,
+            Wanted::Static(address) => Assign6::Static { address },
+            Wanted::Mode(w, _) if !seg_has_router || seg.ra == RaMode::None => {
                 self.err(
                     w.loc,
                     format!(
-                        "`{mode}` needs a router sending Router Advertisements on segment `{}`",
-                        seg.name
+                        "`{}` needs a router sending Router Advertisements on segment `{}`",
+                        w.value, seg.name
                     ),
                     "add a router to the segment, set its `ra:`, or give a static address",
                 );
                 Assign6::None
             }
-            "slaac" => Assign6::Slaac {
+            Wanted::Mode(w, prefix) if w.value == "slaac" => Assign6::Slaac {
                 prefix,
                 expected: eui64(prefix.network(), mac),
             },
-            "dhcpv6" => Assign6::Dhcpv6 { prefix },
-            "auto" => {
+            Wanted::Mode(_, prefix) => Assign6::Dhcpv6 { prefix },
+            Wanted::Auto(prefix) => {
                 let dynamic = role == Role::Host && seg_has_router;
                 match (dynamic, seg.ra) {
                     (true, RaMode::Slaac | RaMode::Dhcpv6Stateless) => Assign6::Slaac {
@@ -65,133 +137,29 @@ impl Planner<'_> {
                         expected: eui64(prefix.network(), mac),
                     },
                     (true, RaMode::Dhcpv6Stateful) => Assign6::Dhcpv6 { prefix },
-                    _ => loop {
-                        let a = nth6(prefix, *next);
-                        *next += 1;
-                        if !taken.contains(&a) {
-                            break Assign6::Static {
-                                address: Ipv6Net::new(a, prefix.prefix_len()).expect("len"),
-                            };
-                        }
+                    _ => Assign6::Static {
+                        address: numbering.next_in(prefix),
                     },
-                }
-            }
-            text => {
-                let w = want.expect("explicit");
-                let (addr, len) = match text.split_once('/') {
-                    Some((a, l)) => (a, l.parse::<u8>().ok()),
-                    None => (text, Some(prefix.prefix_len())),
-                };
-                match (addr.parse::<Ipv6Addr>(), len) {
-                    (Ok(a), Some(l)) if l <= 128 => {
-                        if !prefix.contains(&a) {
-                            self.err(
-                                w.loc,
-                                format!("{a} is outside segment `{}`'s prefix {prefix}", seg.name),
-                                format!("use an address inside {prefix}"),
-                            );
-                        }
-                        let _ = node;
-                        Assign6::Static {
-                            address: Ipv6Net::new(a, l).expect("len"),
-                        }
-                    }
-                    _ => {
-                        if text.parse::<Ipv4Addr>().is_ok() || text.contains('.') {
-                            self.err(
-                                w.loc,
-                                format!("`{text}` is an IPv4 address given as `ipv6:`"),
-                                "write it under `ipv4:`",
-                            );
-                        } else {
-                            self.err(
-                                w.loc,
-                                format!("`{text}` is not an IPv6 address mode"),
-                                "use `auto`, `slaac`, `dhcpv6`, `none`, or an address such as `2001:db8:1::10`",
-                            );
-                        }
-                        Assign6::None
-                    }
                 }
             }
         }
     }
 
+    /// An interface's IPv4 address: static unless the topology asks for DHCP.
     pub(super) fn assign4(
         &mut self,
-        role: Role,
         seg: &SegmentPlan,
         want: Option<&Sp<String>>,
-        next: &mut u32,
-        taken: &[Ipv4Addr],
+        numbering: &mut Numbering<Ipv4Addr>,
     ) -> Assign4 {
-        let Some(prefix) = seg.ipv4 else {
-            if let Some(w) = want
-                && w.value != "none"
-            {
-                self.err(
-                    w.loc,
-                    format!(
-                        "segment `{}` is {}; it has no IPv4",
-                        seg.name,
-                        seg.family.as_str()
-                    ),
-                    "remove `ipv4:` here, or make the segment `dual-stack`",
-                );
-            }
-            return Assign4::Disabled;
-        };
-        let _ = role;
-        let mode = want.map(|w| w.value.as_str()).unwrap_or("auto");
-        match mode {
-            "none" => Assign4::None,
-            "dhcp" => Assign4::Dhcp { prefix },
-            "auto" => loop {
-                let a = nth4(prefix, *next);
-                *next += 1;
-                if !taken.contains(&a) {
-                    break Assign4::Static {
-                        address: Ipv4Net::new(a, prefix.prefix_len()).expect("len"),
-                    };
-                }
+        match self.wanted::<Ipv4Net>(seg, want) {
+            Wanted::Disabled => Assign4::Disabled,
+            Wanted::None => Assign4::None,
+            Wanted::Static(address) => Assign4::Static { address },
+            Wanted::Mode(_, prefix) => Assign4::Dhcp { prefix },
+            Wanted::Auto(prefix) => Assign4::Static {
+                address: numbering.next_in(prefix),
             },
-            text => {
-                let w = want.expect("explicit");
-                let (addr, len) = match text.split_once('/') {
-                    Some((a, l)) => (a, l.parse::<u8>().ok()),
-                    None => (text, Some(prefix.prefix_len())),
-                };
-                match (addr.parse::<Ipv4Addr>(), len) {
-                    (Ok(a), Some(l)) if l <= 32 => {
-                        if !prefix.contains(&a) {
-                            self.err(
-                                w.loc,
-                                format!("{a} is outside segment `{}`'s prefix {prefix}", seg.name),
-                                format!("use an address inside {prefix}"),
-                            );
-                        }
-                        Assign4::Static {
-                            address: Ipv4Net::new(a, l).expect("len"),
-                        }
-                    }
-                    _ => {
-                        if text.contains(':') {
-                            self.err(
-                                w.loc,
-                                format!("`{text}` is an IPv6 address given as `ipv4:`"),
-                                "write it under `ipv6:`",
-                            );
-                        } else {
-                            self.err(
-                                w.loc,
-                                format!("`{text}` is not an IPv4 address mode"),
-                                "use `auto`, `dhcp`, `none`, or an address such as `192.0.2.10/24`",
-                            );
-                        }
-                        Assign4::None
-                    }
-                }
-            }
         }
     }
 
@@ -261,12 +229,4 @@ pub fn eui64(prefix: Ipv6Addr, mac: &str) -> Ipv6Addr {
     let mut o = prefix.octets();
     o[8..].copy_from_slice(&iid);
     Ipv6Addr::from(o)
-}
-
-pub(super) fn nth6(p: Ipv6Net, n: u32) -> Ipv6Addr {
-    Ipv6Addr::from(u128::from(p.network()) + u128::from(n))
-}
-
-pub(super) fn nth4(p: Ipv4Net, n: u32) -> Ipv4Addr {
-    Ipv4Addr::from(u32::from(p.network()) + n)
 }

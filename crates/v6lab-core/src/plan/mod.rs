@@ -15,6 +15,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 mod addresses;
 mod exercises;
+mod family;
 mod names;
 mod nat64;
 mod nodes;

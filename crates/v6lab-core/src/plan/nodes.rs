@@ -1,6 +1,7 @@
 //! Nodes: interfaces (with their MACs and addresses), sysctls and resource limits.
 
 use super::addresses::{eui64, fe80};
+use super::family::Numbering;
 use super::names::iface_segment;
 use super::{InterfacePlan, LimitsPlan, NodePlan, Planner, SegmentPlan, ServicesPlan};
 use crate::diagnostic::Diagnostic;
@@ -14,10 +15,10 @@ impl Planner<'_> {
     pub(super) fn plan_nodes(&mut self, segments: &[SegmentPlan]) -> Vec<NodePlan> {
         let topo = self.topo;
         // First router on each segment serves DHCP; numbering for auto static addresses.
-        let mut next6: Vec<u32> = vec![1; segments.len()];
-        let mut next4: Vec<u32> = vec![1; segments.len()];
-        let mut taken6: Vec<Vec<Ipv6Addr>> = vec![Vec::new(); segments.len()];
-        let mut taken4: Vec<Vec<Ipv4Addr>> = vec![Vec::new(); segments.len()];
+        let mut numbering6: Vec<Numbering<Ipv6Addr>> =
+            segments.iter().map(|_| Numbering::new()).collect();
+        let mut numbering4: Vec<Numbering<Ipv4Addr>> =
+            segments.iter().map(|_| Numbering::new()).collect();
         // Collect explicit static addresses first so auto numbering skips them.
         for (_, node) in topo.nodes.iter() {
             for (_, def) in node.interfaces.iter() {
@@ -29,14 +30,14 @@ impl Planner<'_> {
                         .as_ref()
                         .and_then(|a| a.split('/').next()?.parse().ok())
                     {
-                        taken6[s].push(a);
+                        numbering6[s].take(a);
                     }
                     if let Some(a) = i
                         .ipv4
                         .as_ref()
                         .and_then(|a| a.split('/').next()?.parse().ok())
                     {
-                        taken4[s].push(a);
+                        numbering4[s].take(a);
                     }
                 }
             }
@@ -83,17 +84,9 @@ impl Planner<'_> {
                     ii + 1
                 );
                 let link_local = seg.family.has_v6().then(|| eui64(fe80(), &mac));
-                let ipv6 = self.assign6(
-                    name,
-                    role,
-                    seg,
-                    want6,
-                    has_router[si],
-                    &mac,
-                    &mut next6[si],
-                    &taken6[si],
-                );
-                let ipv4 = self.assign4(role, seg, want4, &mut next4[si], &taken4[si]);
+                let ipv6 =
+                    self.assign6(role, seg, want6, has_router[si], &mac, &mut numbering6[si]);
+                let ipv4 = self.assign4(seg, want4, &mut numbering4[si]);
                 interfaces.push(InterfacePlan {
                     name: ifname.value.clone(),
                     segment: seg.name.clone(),

@@ -1,9 +1,10 @@
 //! Segments: families, explicit prefixes, the pools, and overlaps between prefixes.
 
+use super::family::Prefix;
 use super::{DEFAULT_IPV4_POOLS, DEFAULT_IPV6_POOL, Planner, SegmentPlan};
 use crate::diagnostic::Diagnostic;
 use crate::sp::{Loc, Sp};
-use crate::topology::{self as t, RaMode};
+use crate::topology::{self as t, Family, RaMode};
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 
 impl Planner<'_> {
@@ -63,92 +64,23 @@ impl Planner<'_> {
                 t::SegmentDef::Full(s) => s.clone(),
             };
             let fam = seg.family.value;
-            let mut e6 = None;
-            if let Some(p) = &seg.ipv6 {
-                if !fam.has_v6() {
-                    self.err(
-                        p.loc,
-                        format!(
-                            "segment `{}` is ipv4-only but has an IPv6 prefix",
-                            name.value
-                        ),
-                        "remove `ipv6:` or make the segment `dual-stack`",
-                    );
-                } else {
-                    match p.parse::<Ipv6Net>() {
-                        Ok(n) if n != n.trunc() => self.err(
-                            p.loc,
-                            format!("`{}` has host bits set", p.value),
-                            format!("write the network: `{}`", n.trunc()),
-                        ),
-                        Ok(n) => {
-                            if n.prefix_len() != 64
-                                && seg.ra.as_ref().is_none_or(|r| r.value != RaMode::None)
-                            {
-                                self.err(
-                                    p.loc,
-                                    format!(
-                                        "`{}` is a /{}; SLAAC and DHCPv6 segments need a /64",
-                                        p.value,
-                                        n.prefix_len()
-                                    ),
-                                    "use a /64, or set `ra: none` for a segment with static addresses only",
-                                );
-                            }
-                            claims.push(Claim {
-                                net: IpNet::V6(n),
-                                loc: p.loc,
-                                what: format!("segment `{}`", name.value),
-                            });
-                            e6 = Some(n);
-                        }
-                        Err(_) => self.err(
-                            p.loc,
-                            format!("`{}` is not an IPv6 prefix", p.value),
-                            "write e.g. `2001:db8:1::/64`",
-                        ),
-                    }
-                }
-            }
-            let mut e4 = None;
-            if let Some(p) = &seg.ipv4 {
-                if !fam.has_v4() {
-                    self.err(
-                        p.loc,
-                        format!(
-                            "segment `{}` is ipv6-only but has an IPv4 prefix",
-                            name.value
-                        ),
-                        "remove `ipv4:` or make the segment `dual-stack`",
-                    );
-                } else {
-                    match p.parse::<Ipv4Net>() {
-                        Ok(n) if n != n.trunc() => self.err(
-                            p.loc,
-                            format!("`{}` has host bits set", p.value),
-                            format!("write the network: `{}`", n.trunc()),
-                        ),
-                        Ok(n) if n.prefix_len() > 29 => self.err(
-                            p.loc,
-                            format!("`{}` is too small for a segment", p.value),
-                            "use a /24 or at least a /29",
-                        ),
-                        Ok(n) => {
-                            claims.push(Claim {
-                                net: IpNet::V4(n),
-                                loc: p.loc,
-                                what: format!("segment `{}`", name.value),
-                            });
-                            e4 = Some(n);
-                        }
-                        Err(_) => self.err(
-                            p.loc,
-                            format!("`{}` is not an IPv4 prefix", p.value),
-                            "write e.g. `198.51.100.0/24`",
-                        ),
-                    }
-                }
-            }
+            let ra_none = seg.ra.as_ref().is_some_and(|r| r.value == RaMode::None);
+            // SLAAC and DHCPv6 need a /64; an IPv4 segment needs room for a few nodes.
+            let e6 = self.explicit_prefix(name, fam, seg.ipv6.as_ref(), &mut claims, |text, n| {
+                let len = Ipv6Net::prefix_len(&n);
+                (len != 64 && !ra_none).then(|| SizeProblem {
+                    message: format!("`{text}` is a /{len}; SLAAC and DHCPv6 segments need a /64"),
+                    hint: NEED_64,
+                    keep: true,
+                })
+            });
+            let e4 = self.explicit_prefix(name, fam, seg.ipv4.as_ref(), &mut claims, |text, n| {
+                (Ipv4Net::prefix_len(&n) > 29).then(|| SizeProblem {
+                    message: format!("`{text}` is too small for a segment"),
+                    hint: "use a /24 or at least a /29",
+                    keep: false,
+                })
+            });
             if let Some(r) = &seg.ra
                 && !fam.has_v6()
                 && r.value != RaMode::None
@@ -263,6 +195,60 @@ impl Planner<'_> {
         out
     }
 
+    /// A segment's prefix of family `P` as the topology writes it, claimed for the overlap
+    /// check. `size` says what is wrong with its length (given as written), if anything.
+    fn explicit_prefix<P: Prefix>(
+        &mut self,
+        name: &Sp<String>,
+        family: Family,
+        written: Option<&Sp<String>>,
+        claims: &mut Vec<Claim>,
+        size: impl FnOnce(&str, P) -> Option<SizeProblem>,
+    ) -> Option<P> {
+        let p = written?;
+        if !P::in_family(family) {
+            self.err(
+                p.loc,
+                format!(
+                    "segment `{}` is {} but has an {} prefix",
+                    name.value,
+                    family.as_str(),
+                    P::NAME
+                ),
+                format!("remove `{}:` or make the segment `dual-stack`", P::KEY),
+            );
+            return None;
+        }
+        let Ok(n) = p.parse::<P>() else {
+            self.err(
+                p.loc,
+                format!("`{}` is not an {} prefix", p.value, P::NAME),
+                format!("write e.g. `{}`", P::EXAMPLE),
+            );
+            return None;
+        };
+        if n != n.trunc() {
+            self.err(
+                p.loc,
+                format!("`{}` has host bits set", p.value),
+                format!("write the network: `{}`", n.trunc()),
+            );
+            return None;
+        }
+        if let Some(problem) = size(&p.value, n) {
+            self.err(p.loc, problem.message, problem.hint);
+            if !problem.keep {
+                return None;
+            }
+        }
+        claims.push(Claim {
+            net: n.into(),
+            loc: p.loc,
+            what: format!("segment `{}`", name.value),
+        });
+        Some(n)
+    }
+
     pub(super) fn parse_v6_pool(&mut self, s: &Sp<String>) -> Option<Ipv6Net> {
         match s.parse::<Ipv6Net>() {
             Ok(n) if n.prefix_len() <= 56 => Some(n.trunc()),
@@ -304,6 +290,16 @@ impl Planner<'_> {
             }
         }
     }
+}
+
+const NEED_64: &str = "use a /64, or set `ra: none` for a segment with static addresses only";
+
+/// What is wrong with the length of a segment's prefix.
+struct SizeProblem {
+    message: String,
+    hint: &'static str,
+    /// Whether the segment still uses the prefix (so later checks see it).
+    keep: bool,
 }
 
 /// Where a prefix came from, for overlap messages.
