@@ -751,7 +751,126 @@ struct UpSh<'a> {
 
 #[cfg(test)]
 mod tests {
-    use serde::Serialize;
+    //! Every variable a template uses is a field of the context it is rendered with: a field
+    //! renamed in Rust (or a variable renamed in a template) fails here. The contexts are those
+    //! rendered for topologies that use every template and every list in them.
 
-    pub(super) fn seen<T: Serialize>(_name: &str, _ctx: &T) {}
+    use regex::Regex;
+    use serde::Serialize;
+    use serde_json::Value;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    thread_local! {
+        static SEEN: RefCell<Vec<(String, Value)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Keeps each context rendered on this thread, by template.
+    pub(super) fn seen<T: Serialize>(name: &str, ctx: &T) {
+        let v = serde_json::to_value(ctx).expect("context serializes");
+        SEEN.with(|s| s.borrow_mut().push((name.to_owned(), v)));
+    }
+
+    /// The variable paths a template reads (`scopes`, `s.dns`, ...), and what each loop variable
+    /// iterates over.
+    fn variables(template: &str) -> (Vec<Vec<String>>, HashMap<String, Vec<String>>) {
+        let tag = Regex::new(r"(?s)\{\{(.*?)\}\}|\{%-?(.*?)-?%\}").unwrap();
+        let string = Regex::new(r#""[^"]*""#).unwrap();
+        let word = Regex::new(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*").unwrap();
+        let for_loop = Regex::new(r"^\s*for\s+(\w+)\s+in\s+([\w.]+)").unwrap();
+        const KEYWORDS: [&str; 12] = [
+            "if", "elif", "else", "endif", "for", "endfor", "in", "and", "or", "not", "is", "loop",
+        ];
+        let mut used = Vec::new();
+        let mut loops = HashMap::new();
+        for c in tag.captures_iter(template) {
+            let body = c.get(1).or(c.get(2)).unwrap().as_str();
+            // Filters and their arguments are not variables.
+            let body = body.split('|').next().unwrap();
+            let body = string.replace_all(body, "");
+            if let Some(l) = for_loop.captures(&body) {
+                let path = l[2].split('.').map(str::to_owned).collect();
+                loops.insert(l[1].to_owned(), path);
+            }
+            for w in word.find_iter(&body) {
+                let path: Vec<String> = w.as_str().split('.').map(str::to_owned).collect();
+                if !KEYWORDS.contains(&path[0].as_str()) {
+                    used.push(path);
+                }
+            }
+        }
+        // A loop variable's own binding is not a use.
+        used.retain(|p| !(p.len() == 1 && loops.contains_key(&p[0])));
+        (used, loops)
+    }
+
+    /// The values `path` reaches in `ctx`, through loop variables.
+    fn reach(ctx: &Value, path: &[String], loops: &HashMap<String, Vec<String>>) -> Vec<Value> {
+        let mut now: Vec<Value> = match loops.get(&path[0]) {
+            Some(over) => reach(ctx, over, loops)
+                .into_iter()
+                .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+                .collect(),
+            None => ctx.get(&path[0]).cloned().into_iter().collect(),
+        };
+        for field in &path[1..] {
+            now = now.iter().filter_map(|v| v.get(field).cloned()).collect();
+        }
+        now
+    }
+
+    #[test]
+    fn every_template_variable_is_a_field_of_its_context() {
+        for (file, text) in [
+            (
+                "every-feature.yaml",
+                include_str!("../tests/every-feature.yaml"),
+            ),
+            (
+                "nat64-dns64.yaml",
+                include_str!("../../../topologies/nat64-dns64.yaml"),
+            ),
+        ] {
+            if let Err((s, d)) = crate::plan_source(file, text.as_bytes()) {
+                panic!("{}", d.render(&s.text));
+            }
+        }
+        let seen = SEEN.with(|s| s.take());
+        let mut problems = Vec::new();
+        for (name, body) in super::TEMPLATES {
+            let contexts: Vec<&Value> = seen
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v)
+                .collect();
+            if contexts.is_empty() {
+                problems.push(format!("{name}: never rendered by the sample topologies"));
+                continue;
+            }
+            let (used, loops) = variables(body);
+            for path in used {
+                if !contexts.iter().any(|c| !reach(c, &path, &loops).is_empty()) {
+                    problems.push(format!(
+                        "{name}: `{}` is not a field of its context (or no sample has it)",
+                        path.join(".")
+                    ));
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn a_missing_field_is_found() {
+        let (used, loops) = variables(
+            "{% for s in scopes -%}{{ s.iface }}{% if s.dns %}{{ s.dns | join(sep=\",\") }}{% endif %}{% endfor %}{{ title }}",
+        );
+        let ctx = serde_json::json!({"scopes": [{"iface": "eth1"}], "title": "t"});
+        let missing: Vec<String> = used
+            .iter()
+            .filter(|p| reach(&ctx, p, &loops).is_empty())
+            .map(|p| p.join("."))
+            .collect();
+        assert_eq!(missing, ["s.dns", "s.dns"]);
+    }
 }
