@@ -1,7 +1,10 @@
 //! The plan: a topology fully resolved. Every address, route, resolver and rendered file.
 //!
-//! [`build`] validates a [`Topology`] and plans it in one pass, collecting every problem as a
-//! located [`Diagnostic`]. The same topology always gives the same plan.
+//! The [`Planner`] validates a [`Topology`] and plans it in one pass, collecting every problem
+//! as a located [`Diagnostic`]; [`crate::build`] runs it around rendering. The same topology
+//! always gives the same plan. This module holds the plan's types and the pass; each concern is
+//! a submodule: names, segments, nodes, addresses (both families through `family`), NAT64,
+//! routes, resolvers, services, routing protocols, exercises.
 
 use crate::diagnostic::Diagnostic;
 use crate::load::Source;
