@@ -1,6 +1,6 @@
 //! The plan: a topology fully resolved. Every address, route, resolver and rendered file.
 //!
-//! The [`Planner`] validates a [`Topology`] and plans it in one pass, collecting every problem
+//! The `Planner` validates a [`Topology`] and plans it in one pass, collecting every problem
 //! as a located [`Diagnostic`]; [`crate::build`] runs it around rendering. The same topology
 //! always gives the same plan. This module holds the plan's types and the pass; each concern is
 //! a submodule: names, segments, nodes, addresses (both families through `family`), NAT64,
