@@ -1,13 +1,14 @@
 //! The pure core of v6lab: the topology language, its validation, the address plan and the
 //! files rendered for each node. Nothing here does IO (beyond what callers hand in) or async.
 //!
-//! Pipeline: bytes -> [`load::parse`] (encoding, YAML, shape) -> [`plan::build`] (references,
+//! Pipeline: bytes -> [`load::parse`] (encoding, YAML, shape) -> [`build`] (references,
 //! families, prefixes, addresses, routes, rendered files) -> a [`plan::Plan`].
 
 pub mod check;
 pub mod diagnostic;
 pub mod graph;
 pub mod load;
+pub mod pipeline;
 pub mod plan;
 pub mod policy;
 pub mod render;
@@ -21,5 +22,6 @@ pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use load::Source;
-pub use plan::{Plan, plan_source, plan_source_with, replan};
+pub use pipeline::{build, build_with, plan_source, plan_source_with, replan};
+pub use plan::Plan;
 pub use policy::Policy;

@@ -1,5 +1,5 @@
 //! What the administrator allows a topology: resource maxima per node and per lab, and the images
-//! nodes may name. Checked during validation ([`crate::plan::build_with`]), so a topology that asks
+//! nodes may name. Checked during validation ([`crate::build_with`]), so a topology that asks
 //! for more is refused, with the location of the offending value, before anything is created.
 //!
 //! The policy comes from the administrator (`/etc/v6lab/policy.yaml`, `--policy`,
@@ -488,7 +488,7 @@ nodes:
     fn a_running_lab_is_planned_again_whatever_the_policy_says_now() {
         // Admitted when made; a stricter policy later refuses it for new labs only.
         let strict = Policy::parse("p", "node: {memory: 128MiB}\nimages: []").unwrap();
-        assert!(crate::plan::plan_source_with("t.yaml", TWO_NODES.as_bytes(), &strict).is_err());
+        assert!(crate::plan_source_with("t.yaml", TWO_NODES.as_bytes(), &strict).is_err());
         let (_, plan) = crate::replan("t.yaml", TWO_NODES.as_bytes()).unwrap();
         assert_eq!(plan.nodes.len(), 2);
     }
@@ -500,10 +500,10 @@ nodes:
         assert_eq!((d.memory_bytes, d.pids, d.cpus), (128 << 20, 100, 0.5));
         let yaml = "name: t\nsegments: {lan: ipv6-only}\nnodes:\n  h1: {role: host, interfaces: {eth1: lan}}\n";
         let (src, topo) = crate::load::parse("t.yaml", yaml.as_bytes()).unwrap();
-        let plan = crate::plan::build_with(&src, &topo, &p).unwrap();
+        let plan = crate::build_with(&src, &topo, &p).unwrap();
         assert_eq!(plan.nodes[0].limits.memory_bytes, 128 << 20);
         assert_eq!(plan.nodes[0].limits.pids, 100);
-        let plan = crate::plan::build_with(&src, &topo, &Policy::default()).unwrap();
+        let plan = crate::build_with(&src, &topo, &Policy::default()).unwrap();
         assert_eq!(plan.nodes[0].limits.memory_bytes, DEFAULT_MEMORY);
     }
 

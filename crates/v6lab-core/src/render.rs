@@ -1,13 +1,17 @@
 //! Rendering a node's plan into files: daemon configs and one script per part, from the tera
 //! templates in `templates/node/` (compiled into the binary).
+//!
+//! Rendering takes a finished plan and validates nothing: every check is the planner's, so
+//! rendering a valid plan cannot fail. Each template is rendered from its own context type
+//! (below), whose fields are the template's variables (unit-tested against the templates).
 
 use crate::plan::{
-    Assign4, Assign6, FilePlan, Nat64Plan, NodePlan, PartPlan, Planner, ProbePlan, SegmentPlan,
+    Assign4, Assign6, FilePlan, NodePlan, Ospf6InterfacePlan, PartPlan, Plan, ProbePlan, PtrPlan,
+    RoutePlan, StubZonePlan, ZonePlan,
 };
-use crate::topology::{self as t, RaMode, Role};
-use ipnet::IpNet;
+use crate::topology::{RaMode, Role};
+use ipnet::{Ipv4Net, Ipv6Net};
 use serde::Serialize;
-use serde_json::json;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::OnceLock;
 
@@ -97,22 +101,27 @@ fn engine() -> &'static tera::Tera {
     })
 }
 
-/// Renders a template with a JSON-like context. Templates ship with the binary and are tested,
-/// so a failure here is a bug, not a user error.
+/// Renders a template with its context. Templates ship with the binary and are tested, so a
+/// failure here is a bug, not a user error.
 pub fn render<T: Serialize>(name: &str, ctx: &T) -> String {
+    #[cfg(test)]
+    tests::seen(name, ctx);
     let ctx = tera::Context::from_serialize(ctx).expect("context serializes");
     engine()
         .render(name, &ctx)
         .unwrap_or_else(|e| panic!("template {name} failed: {e:?}"))
 }
 
-struct Builder<'a> {
-    node: &'a mut NodePlan,
+/// A node's rendered parts and files, in the order they are applied and placed.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    pub parts: Vec<PartPlan>,
+    pub files: Vec<FilePlan>,
 }
 
-impl Builder<'_> {
+impl Rendered {
     fn file(&mut self, path: String, mode: u32, content: String) {
-        self.node.files.push(FilePlan {
+        self.files.push(FilePlan {
             path,
             mode,
             content,
@@ -120,10 +129,10 @@ impl Builder<'_> {
     }
 
     fn part(&mut self, id: &str, title: String, script: String, probes: Vec<ProbePlan>) {
-        let n = self.node.parts.len() + 1;
+        let n = self.parts.len() + 1;
         let path = format!("{NODE_DIR}/parts/{n:02}-{id}.sh");
         self.file(path.clone(), 0o755, script);
-        self.node.parts.push(PartPlan {
+        self.parts.push(PartPlan {
             id: id.to_owned(),
             title,
             script: path,
@@ -163,655 +172,705 @@ fn listen_probe(what: &str, port: u16, proto: &str) -> ProbePlan {
     )
 }
 
-/// Renders every node's parts and files. Called once the plan's addresses and routes exist.
-pub(crate) fn render_nodes(
-    p: &mut Planner<'_>,
-    nodes: &mut [NodePlan],
-    segments: &[SegmentPlan],
-    nat64: Option<&Nat64Plan>,
-) {
-    let topo = p.topo;
-    let snapshot: Vec<NodePlan> = nodes.to_vec();
-    // First router of each segment serves DHCP there.
+/// Renders a node's parts and files from the plan (its addresses, routes, resolvers and
+/// services, and its neighbours').
+pub fn node(plan: &Plan, node: &NodePlan) -> Rendered {
+    let name = node.name.as_str();
+    let mut b = Rendered::default();
+    let has_v4 = node.has_ipv4();
+    let has_v6 = node.has_ipv6();
+
+    // Addresses, one part per interface and family.
+    for i in &node.interfaces {
+        let addr = |title: &str, family, mode, address: Option<String>| {
+            render(
+                "addr.sh",
+                &AddrSh {
+                    title,
+                    family,
+                    mode,
+                    address,
+                    iface: &i.name,
+                },
+            )
+        };
+        match &i.ipv6 {
+            Assign6::Static { address } => {
+                let title = format!("static IPv6 address {address} on {}", i.name);
+                let s = addr(
+                    &title,
+                    AddrFamily::Ipv6,
+                    AddrMode::Static,
+                    Some(address.to_string()),
+                );
+                let a = address.addr();
+                let pr = probe(
+                    format!("{a} usable on {}", i.name),
+                    usable6(&i.name, &format!(" {a}/")),
+                );
+                b.part(&format!("{}.ipv6", i.name), title, s, vec![pr]);
+            }
+            Assign6::Dhcpv6 { .. } => {
+                let title = format!("DHCPv6 client on {}", i.name);
+                let s = addr(&title, AddrFamily::Ipv6, AddrMode::Dhcpv6, None);
+                b.part(&format!("{}.ipv6", i.name), title, s, vec![]);
+            }
+            Assign6::Disabled => {
+                let title = format!("no IPv6 on {} (IPv4-only segment)", i.name);
+                let s = addr(&title, AddrFamily::Ipv6, AddrMode::Disabled, None);
+                b.part(&format!("{}.ipv6", i.name), title, s, vec![]);
+            }
+            Assign6::Slaac { .. } | Assign6::None => {}
+        }
+        match &i.ipv4 {
+            Assign4::Static { address } => {
+                let title = format!("static IPv4 address {address} on {}", i.name);
+                let s = addr(
+                    &title,
+                    AddrFamily::Ipv4,
+                    AddrMode::Static,
+                    Some(address.to_string()),
+                );
+                let pr = probe(
+                    format!("{} configured on {}", address.addr(), i.name),
+                    format!(
+                        "ip -4 -o addr show dev {} | grep -q ' {}/'",
+                        i.name,
+                        address.addr()
+                    ),
+                );
+                b.part(&format!("{}.ipv4", i.name), title, s, vec![pr]);
+            }
+            Assign4::Dhcp { .. } => {
+                let title = format!("DHCPv4 client on {}", i.name);
+                let s = addr(&title, AddrFamily::Ipv4, AddrMode::Dhcp, None);
+                b.part(&format!("{}.ipv4", i.name), title, s, vec![]);
+            }
+            Assign4::None | Assign4::Disabled => {}
+        }
+    }
+
+    if !node.routes.is_empty() {
+        let s = render(
+            "routes.sh",
+            &RoutesSh {
+                node: name,
+                routes: &node.routes,
+            },
+        );
+        let probes = node
+            .routes
+            .iter()
+            .map(|r| {
+                let fam = if r.to.addr().is_ipv6() { "-6" } else { "-4" };
+                let to = if r.to.prefix_len() == 0 {
+                    "default".to_string()
+                } else {
+                    r.to.to_string()
+                };
+                probe(
+                    format!("route to {to} present"),
+                    format!("ip {fam} route show {to} | grep -q via"),
+                )
+            })
+            .collect();
+        b.part("routes", format!("routes of {name}"), s, probes);
+    }
+
+    if !node.resolvers.is_empty() {
+        let s = render(
+            "resolv.sh",
+            &ResolvSh {
+                node: name,
+                resolvers: &node.resolvers,
+            },
+        );
+        b.part(
+            "resolv",
+            format!("resolver configuration of {name}"),
+            s,
+            vec![],
+        );
+    }
+
+    let services = &node.services;
+    // Authoritative DNS.
+    if let Some(dns) = &services.dns {
+        let title = "authoritative DNS";
+        let conf = UnboundConf {
+            node: name,
+            title,
+            v4: has_v4,
+            v6: has_v6,
+            dns64_prefix: None,
+            zones: &dns.zones,
+            reverse_zones: &dns.reverse_zones,
+            ptrs: &dns.ptrs,
+            stubs: &[],
+        };
+        b.file(
+            format!("{NODE_DIR}/unbound.conf"),
+            0o644,
+            render("unbound.conf", &conf),
+        );
+        let s = render("unbound.sh", &UnboundSh { node: name, title });
+        b.part(
+            "dns",
+            "authoritative DNS (unbound)".into(),
+            s,
+            vec![process_probe("unbound"), listen_probe("DNS", 53, "udp")],
+        );
+    }
+    // Recursive resolver, DNS64 when asked.
+    if let Some(r) = &services.resolver {
+        let title = if r.dns64_prefix.is_some() {
+            "DNS64 resolver"
+        } else {
+            "DNS resolver"
+        };
+        let conf = UnboundConf {
+            node: name,
+            title,
+            v4: has_v4,
+            v6: has_v6,
+            dns64_prefix: r.dns64_prefix,
+            zones: &[],
+            reverse_zones: &[],
+            ptrs: &[],
+            stubs: &r.stubs,
+        };
+        b.file(
+            format!("{NODE_DIR}/unbound.conf"),
+            0o644,
+            render("unbound.conf", &conf),
+        );
+        let s = render("unbound.sh", &UnboundSh { node: name, title });
+        b.part(
+            "resolver",
+            format!("{title} (unbound)"),
+            s,
+            vec![process_probe("unbound"), listen_probe("DNS", 53, "udp")],
+        );
+    }
+    // NAT64 translator.
+    if let Some(n) = plan.nat64.as_ref().filter(|n| n.translator == name) {
+        let ctx = Nat64Ctx {
+            node: name,
+            prefix: n.prefix,
+            pool: n.pool,
+            tayga_ipv4: n.tayga_ipv4,
+            ipv4_interface: &n.ipv4_interface,
+        };
+        b.file(
+            format!("{NODE_DIR}/tayga.conf"),
+            0o644,
+            render("tayga.conf", &ctx),
+        );
+        let s = render("nat64.sh", &ctx);
+        b.part(
+            "nat64",
+            format!("NAT64 translator (tayga) for {}", n.prefix),
+            s,
+            vec![
+                process_probe("tayga"),
+                probe("nat64 device up", "ip link show nat64 | grep -q UP"),
+            ],
+        );
+    }
+    if node.role == Role::Router {
+        router_services(plan, node, &mut b);
+    }
+    // HTTP.
+    if let Some(h) = &services.http {
+        let s = render(
+            "http.sh",
+            &HttpSh {
+                node: name,
+                port: h.port,
+                body: h.body.replace('\'', "'\\''"),
+            },
+        );
+        b.part(
+            "http",
+            format!("HTTP server on port {}", h.port),
+            s,
+            vec![listen_probe("HTTP", h.port, "tcp")],
+        );
+    }
+    // OSPFv3.
+    if let Some(o) = &services.ospf6 {
+        let conf = FrrConf {
+            node: name,
+            interfaces: &o.interfaces,
+            area: &o.area,
+            router_id: o.router_id,
+        };
+        b.file("/etc/frr/frr.conf".into(), 0o640, render("frr.conf", &conf));
+        b.file(
+            "/etc/frr/daemons".into(),
+            0o640,
+            render("frr-daemons", &FrrDaemons {}),
+        );
+        b.file(
+            "/etc/frr/vtysh.conf".into(),
+            0o640,
+            "service integrated-vtysh-config\n".into(),
+        );
+        let s = render("frr.sh", &NodeSh { node: name });
+        b.part(
+            "ospf6",
+            format!("OSPFv3 (FRR), router ID {}", o.router_id),
+            s,
+            vec![process_probe("ospf6d"), process_probe("zebra")],
+        );
+    }
+    // Trainer's files and commands.
+    b.files.extend(services.files.iter().cloned());
+    if !services.exec.is_empty() {
+        let s = render(
+            "exec.sh",
+            &ExecSh {
+                node: name,
+                commands: &services.exec,
+            },
+        );
+        b.part("exec", "commands from the topology".into(), s, vec![]);
+    }
+    b
+}
+
+/// A router's Router Advertisements, and its DHCP server on the segments where it is the first
+/// router.
+fn router_services(plan: &Plan, node: &NodePlan, b: &mut Rendered) {
+    let name = node.name.as_str();
+    let seg_of = |s: &str| plan.segment(s).expect("an interface's segment is planned");
+    let ra_ifaces: Vec<RaInterface> = node
+        .interfaces
+        .iter()
+        .filter_map(|i| {
+            let seg = seg_of(&i.segment);
+            let prefix = seg.ipv6?;
+            (seg.ra != RaMode::None).then_some(RaInterface {
+                name: &i.name,
+                mtu: seg.mtu,
+                ra: seg.ra,
+                prefix,
+                rdnss: &seg.rdnss,
+            })
+        })
+        .collect();
+    if !ra_ifaces.is_empty() {
+        let names = ra_ifaces.iter().map(|i| i.name).collect();
+        b.file(
+            format!("{NODE_DIR}/radvd.conf"),
+            0o644,
+            render(
+                "radvd.conf",
+                &RadvdConf {
+                    node: name,
+                    interfaces: ra_ifaces,
+                },
+            ),
+        );
+        let s = render(
+            "radvd.sh",
+            &RadvdSh {
+                node: name,
+                interfaces: names,
+            },
+        );
+        b.part(
+            "radvd",
+            "Router Advertisements (radvd)".into(),
+            s,
+            vec![process_probe("radvd")],
+        );
+    }
+    // The first router of each segment serves DHCP there.
     let dhcp_server = |seg: &str| -> Option<&str> {
-        snapshot
+        plan.nodes
             .iter()
             .find(|n| n.role == Role::Router && n.interfaces.iter().any(|i| i.segment == seg))
             .map(|n| n.name.as_str())
     };
-    for (ni, node) in nodes.iter_mut().enumerate() {
-        let def = &topo.nodes.0[ni].1;
-        let name = node.name.clone();
-        let seg_of = |s: &str| segments.iter().find(|x| x.name == s).expect("segment");
-        let ifaces = node.interfaces.clone();
-        let routes = node.routes.clone();
-        let resolvers = node.resolvers.clone();
-        let mut b = Builder { node };
-
-        // Addresses, one part per interface and family.
-        for i in &ifaces {
-            match &i.ipv6 {
-                Assign6::Static { address } => {
-                    let title = format!("static IPv6 address {address} on {}", i.name);
-                    let s = render(
-                        "addr.sh",
-                        &json!({"title": title, "family": "ipv6", "mode": "static", "address": address.to_string(), "iface": i.name}),
-                    );
-                    let a = address.addr();
-                    let pr = probe(
-                        format!("{a} usable on {}", i.name),
-                        usable6(&i.name, &format!(" {a}/")),
-                    );
-                    b.part(&format!("{}.ipv6", i.name), title, s, vec![pr]);
-                }
-                Assign6::Dhcpv6 { prefix } => {
-                    let title = format!("DHCPv6 client on {}", i.name);
-                    let s = render(
-                        "addr.sh",
-                        &json!({"title": title, "family": "ipv6", "mode": "dhcpv6", "iface": i.name}),
-                    );
-                    let _ = prefix;
-                    b.part(&format!("{}.ipv6", i.name), title, s, vec![]);
-                }
-                Assign6::Disabled => {
-                    let title = format!("no IPv6 on {} (IPv4-only segment)", i.name);
-                    let s = render(
-                        "addr.sh",
-                        &json!({"title": title, "family": "ipv6", "mode": "disabled", "iface": i.name}),
-                    );
-                    b.part(&format!("{}.ipv6", i.name), title, s, vec![]);
-                }
-                Assign6::Slaac { .. } | Assign6::None => {}
-            }
-            match &i.ipv4 {
-                Assign4::Static { address } => {
-                    let title = format!("static IPv4 address {address} on {}", i.name);
-                    let s = render(
-                        "addr.sh",
-                        &json!({"title": title, "family": "ipv4", "mode": "static", "address": address.to_string(), "iface": i.name}),
-                    );
-                    let pr = probe(
-                        format!("{} configured on {}", address.addr(), i.name),
-                        format!(
-                            "ip -4 -o addr show dev {} | grep -q ' {}/'",
-                            i.name,
-                            address.addr()
-                        ),
-                    );
-                    b.part(&format!("{}.ipv4", i.name), title, s, vec![pr]);
-                }
-                Assign4::Dhcp { .. } => {
-                    let title = format!("DHCPv4 client on {}", i.name);
-                    let s = render(
-                        "addr.sh",
-                        &json!({"title": title, "family": "ipv4", "mode": "dhcp", "iface": i.name}),
-                    );
-                    b.part(&format!("{}.ipv4", i.name), title, s, vec![]);
-                }
-                Assign4::None | Assign4::Disabled => {}
-            }
-        }
-
-        if !routes.is_empty() {
-            let s = render(
-                "routes.sh",
-                &json!({"node": name, "routes": routes.iter().map(|r| json!({"to": r.to.to_string(), "via": r.via.to_string(), "origin": r.origin})).collect::<Vec<_>>()}),
-            );
-            let probes = routes
+    // The lab's resolvers (else its authoritative servers) that have IPv4.
+    let dns4 = {
+        let pick = |resolver: bool| -> Vec<Ipv4Addr> {
+            plan.nodes
                 .iter()
-                .map(|r| {
-                    let fam = if r.to.addr().is_ipv6() { "-6" } else { "-4" };
-                    let to = if r.to.prefix_len() == 0 {
-                        "default".to_string()
+                .filter(|n| {
+                    if resolver {
+                        n.services.resolver.is_some()
                     } else {
-                        r.to.to_string()
-                    };
-                    probe(
-                        format!("route to {to} present"),
-                        format!("ip {fam} route show {to} | grep -q via"),
-                    )
-                })
-                .collect();
-            b.part("routes", format!("routes of {name}"), s, probes);
-        }
-
-        if !resolvers.is_empty() {
-            let s = render("resolv.sh", &json!({"node": name, "resolvers": resolvers}));
-            b.part(
-                "resolv",
-                format!("resolver configuration of {name}"),
-                s,
-                vec![],
-            );
-        }
-
-        let services = def.services.as_ref();
-        // Authoritative DNS.
-        if let Some(dns) = services.and_then(|s| s.dns.as_ref()) {
-            if services.is_some_and(|s| s.resolver.is_some()) {
-                p.err(
-                    topo.nodes.0[ni].0.loc,
-                    format!("node `{name}` runs both `dns` and `resolver`"),
-                    "put the authoritative zones and the resolver on two nodes",
-                );
-            }
-            let conf = auth_config(p, &name, dns, &snapshot);
-            let has_v4 = ifaces.iter().any(|i| !matches!(i.ipv4, Assign4::Disabled));
-            let has_v6 = ifaces.iter().any(|i| !matches!(i.ipv6, Assign6::Disabled));
-            let mut ctx = conf;
-            ctx["node"] = json!(name);
-            ctx["title"] = json!("authoritative DNS");
-            ctx["v4"] = json!(has_v4);
-            ctx["v6"] = json!(has_v6);
-            b.file(
-                format!("{NODE_DIR}/unbound.conf"),
-                0o644,
-                render("unbound.conf", &ctx),
-            );
-            let s = render(
-                "unbound.sh",
-                &json!({"node": name, "title": "authoritative DNS"}),
-            );
-            b.part(
-                "dns",
-                "authoritative DNS (unbound)".into(),
-                s,
-                vec![process_probe("unbound"), listen_probe("DNS", 53, "udp")],
-            );
-        }
-        // Recursive resolver, DNS64 when asked.
-        if let Some(r) = services.and_then(|s| s.resolver.as_ref()) {
-            let dns64_prefix = if r.dns64 {
-                match nat64 {
-                    Some(n) => Some(n.prefix.to_string()),
-                    // A `nat64:` section that failed validation was reported already.
-                    None if topo.nat64.is_some() => None,
-                    None => {
-                        p.err(
-                            topo.nodes.0[ni].0.loc,
-                            format!("`{name}` asks for DNS64 but the lab has no `nat64:` section"),
-                            "add a `nat64:` section naming the translator",
-                        );
-                        None
+                        n.services.dns.is_some()
                     }
-                }
-            } else {
-                None
-            };
-            let stubs = stub_zones(topo, &snapshot, &snapshot[ni]);
-            let has_v4 = ifaces.iter().any(|i| !matches!(i.ipv4, Assign4::Disabled));
-            let has_v6 = ifaces.iter().any(|i| !matches!(i.ipv6, Assign6::Disabled));
-            let title = if dns64_prefix.is_some() {
-                "DNS64 resolver"
-            } else {
-                "DNS resolver"
-            };
-            let ctx = json!({"node": name, "title": title, "v4": has_v4, "v6": has_v6, "dns64_prefix": dns64_prefix, "zones": [], "reverse_zones": [], "ptrs": [], "stubs": stubs});
-            b.file(
-                format!("{NODE_DIR}/unbound.conf"),
-                0o644,
-                render("unbound.conf", &ctx),
-            );
-            let s = render("unbound.sh", &json!({"node": name, "title": title}));
-            b.part(
-                "resolver",
-                format!("{title} (unbound)"),
-                s,
-                vec![process_probe("unbound"), listen_probe("DNS", 53, "udp")],
-            );
-        }
-        // NAT64 translator.
-        if let Some(n) = nat64.filter(|n| n.translator == name) {
-            b.node.tun = true;
-            let ctx = json!({"node": name, "prefix": n.prefix.to_string(), "pool": n.pool.to_string(), "tayga_ipv4": n.tayga_ipv4.to_string(), "ipv4_interface": n.ipv4_interface});
-            b.file(
-                format!("{NODE_DIR}/tayga.conf"),
-                0o644,
-                render("tayga.conf", &ctx),
-            );
-            let s = render("nat64.sh", &ctx);
-            b.part(
-                "nat64",
-                format!("NAT64 translator (tayga) for {}", n.prefix),
-                s,
-                vec![
-                    process_probe("tayga"),
-                    probe("nat64 device up", "ip link show nat64 | grep -q UP"),
-                ],
-            );
-        }
-        // Router Advertisements.
-        if b.node.role == Role::Router {
-            let ra_ifaces: Vec<_> = ifaces
-                .iter()
-                .filter_map(|i| {
-                    let seg = seg_of(&i.segment);
-                    let prefix = seg.ipv6?;
-                    (seg.ra != RaMode::None).then(|| json!({"name": i.name, "mtu": seg.mtu, "ra": seg.ra.as_str(), "prefix": prefix.to_string(), "rdnss": seg.rdnss.iter().map(|a| a.to_string()).collect::<Vec<_>>()}))
                 })
-                .collect();
-            if !ra_ifaces.is_empty() {
-                b.file(
-                    format!("{NODE_DIR}/radvd.conf"),
-                    0o644,
-                    render(
-                        "radvd.conf",
-                        &json!({"node": name, "interfaces": ra_ifaces}),
-                    ),
-                );
-                let names: Vec<&serde_json::Value> = ra_ifaces.iter().map(|i| &i["name"]).collect();
-                let s = render("radvd.sh", &json!({"node": name, "interfaces": names}));
-                b.part(
-                    "radvd",
-                    "Router Advertisements (radvd)".into(),
-                    s,
-                    vec![process_probe("radvd")],
-                );
-            }
-            // DHCP server for segments where this router is the first router.
-            let mut scopes = Vec::new();
-            for i in &ifaces {
-                let seg = seg_of(&i.segment);
-                if dhcp_server(&seg.name) != Some(name.as_str()) {
-                    continue;
-                }
-                if let (Some(prefix), true) = (
-                    seg.ipv6,
-                    matches!(seg.ra, RaMode::Dhcpv6Stateful | RaMode::Dhcpv6Stateless),
-                ) {
-                    let base = u128::from(prefix.network());
-                    scopes.push(json!({
-                        "iface": i.name, "family": "ipv6", "stateful": seg.ra == RaMode::Dhcpv6Stateful,
-                        "network": prefix.network().to_string(),
-                        "first": Ipv6Addr::from(base + 0x1000).to_string(), "last": Ipv6Addr::from(base + 0x1fff).to_string(),
-                        "dns": seg.rdnss.iter().map(|a| a.to_string()).collect::<Vec<_>>(),
-                    }));
-                }
-                let wants_dhcp4 = snapshot.iter().any(|o| {
-                    o.interfaces
-                        .iter()
-                        .any(|oi| oi.segment == seg.name && matches!(oi.ipv4, Assign4::Dhcp { .. }))
-                });
-                if let (Some(prefix), true, Some(router)) =
-                    (seg.ipv4, wants_dhcp4, i.ipv4.address())
-                {
-                    let base = u32::from(prefix.network());
-                    let size = 1u32 << (32 - prefix.prefix_len());
-                    // The lab's resolvers (else its authoritative servers) that have IPv4.
-                    let has = |d: &t::Node, resolver: bool| {
-                        d.services.as_ref().is_some_and(|sv| {
-                            if resolver {
-                                sv.resolver.is_some()
-                            } else {
-                                sv.dns.is_some()
-                            }
-                        })
-                    };
-                    let pick = |resolver: bool| -> Vec<String> {
-                        topo.nodes
-                            .iter()
-                            .enumerate()
-                            .filter(|(_, (_, d))| has(d, resolver))
-                            .filter_map(|(oi, _)| snapshot[oi].first_v4().map(|a| a.to_string()))
-                            .collect()
-                    };
-                    let dns = match pick(true) {
-                        v if v.is_empty() => pick(false),
-                        v => v,
-                    };
-                    scopes.push(json!({
-                        "iface": i.name, "family": "ipv4", "router": router.to_string(),
-                        "first": Ipv4Addr::from(base + size / 2).to_string(), "last": Ipv4Addr::from(base + size - 2).to_string(),
-                        "dns": dns,
-                    }));
-                }
-            }
-            if !scopes.is_empty() {
-                b.file(
-                    format!("{NODE_DIR}/dnsmasq.conf"),
-                    0o644,
-                    render("dnsmasq.conf", &json!({"node": name, "scopes": scopes})),
-                );
-                let s = render("dnsmasq.sh", &json!({"node": name}));
-                b.part(
-                    "dhcp",
-                    "DHCP server (dnsmasq)".into(),
-                    s,
-                    vec![process_probe("dnsmasq")],
-                );
-            }
+                .filter_map(|n| n.first_v4())
+                .collect()
+        };
+        match pick(true) {
+            v if v.is_empty() => pick(false),
+            v => v,
         }
-        // HTTP.
-        if let Some(h) = services.and_then(|s| s.http.as_ref()) {
-            let port = h.port.as_ref().map(|p| p.value).unwrap_or(80);
-            let body = h
-                .body
-                .clone()
-                .unwrap_or_else(|| format!("hello from {name}"));
-            let s = render(
-                "http.sh",
-                &json!({"node": name, "port": port, "body": body.replace('\'', "'\\''")}),
-            );
-            b.part(
-                "http",
-                format!("HTTP server on port {port}"),
-                s,
-                vec![listen_probe("HTTP", port, "tcp")],
-            );
+    };
+    let mut scopes = Vec::new();
+    for i in &node.interfaces {
+        let seg = seg_of(&i.segment);
+        if dhcp_server(&seg.name) != Some(name) {
+            continue;
         }
-        // OSPFv3.
-        if let Some(o) = def.ospf6.as_ref() {
-            let area = o
-                .area
-                .as_ref()
-                .map(|a| a.value.clone())
-                .unwrap_or_else(|| "0.0.0.0".into());
-            if area.parse::<Ipv4Addr>().is_err() && area.parse::<u32>().is_err() {
-                let loc = o.area.as_ref().map(|a| a.loc).unwrap_or_default();
-                p.err(
-                    loc,
-                    format!("`{area}` is not an OSPF area"),
-                    "write e.g. `0.0.0.0` or `0`",
-                );
-            }
-            let list: Vec<String> = match &o.interfaces {
-                Some(l) => l
-                    .iter()
-                    .filter_map(|i| {
-                        if ifaces
-                            .iter()
-                            .any(|x| x.name == i.value && !matches!(x.ipv6, Assign6::Disabled))
-                        {
-                            Some(i.value.clone())
-                        } else {
-                            p.err(
-                                i.loc,
-                                format!("`{name}` has no IPv6 interface `{}`", i.value),
-                                format!(
-                                    "interfaces of `{name}`: {}",
-                                    ifaces
-                                        .iter()
-                                        .map(|x| x.name.as_str())
-                                        .collect::<Vec<_>>()
-                                        .join(", ")
-                                ),
-                            );
-                            None
-                        }
-                    })
-                    .collect(),
-                None => ifaces
-                    .iter()
-                    .filter(|i| !matches!(i.ipv6, Assign6::Disabled))
-                    .map(|i| i.name.clone())
-                    .collect(),
-            };
-            // Point-to-point with fast timers where exactly two OSPF routers meet; passive where
-            // this router is alone (a LAN of hosts); broadcast otherwise.
-            let ospf_routers_on = |seg: &str| {
-                topo.nodes
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, (_, d))| d.ospf6.is_some())
-                    .filter(|(oi, _)| snapshot[*oi].interfaces.iter().any(|x| x.segment == seg))
-                    .count()
-            };
-            let list: Vec<serde_json::Value> = list
+        if let (Some(prefix), true) = (
+            seg.ipv6,
+            matches!(seg.ra, RaMode::Dhcpv6Stateful | RaMode::Dhcpv6Stateless),
+        ) {
+            let base = u128::from(prefix.network());
+            scopes.push(DhcpScope::Ipv6 {
+                iface: &i.name,
+                stateful: seg.ra == RaMode::Dhcpv6Stateful,
+                first: Ipv6Addr::from(base + 0x1000),
+                last: Ipv6Addr::from(base + 0x1fff),
+                dns: &seg.rdnss,
+            });
+        }
+        let wants_dhcp4 = plan.nodes.iter().any(|o| {
+            o.interfaces
                 .iter()
-                .map(|name| {
-                    let seg = &ifaces
-                        .iter()
-                        .find(|x| &x.name == name)
-                        .expect("checked")
-                        .segment;
-                    let kind = match ospf_routers_on(seg) {
-                        0 | 1 => "passive",
-                        2 => "p2p",
-                        _ => "broadcast",
-                    };
-                    json!({"name": name, "kind": kind})
-                })
-                .collect();
-            let rid = crate::plan::router_id(topo, ni);
-            if rid.is_none() {
-                let loc = o.router_id.as_ref().map(|r| r.loc).unwrap_or_default();
-                p.err(
-                    loc,
-                    "the router ID must look like an IPv4 address",
-                    "write e.g. `0.0.0.1`",
-                );
-            }
-            let rid = rid.unwrap_or(Ipv4Addr::UNSPECIFIED);
-            b.file("/etc/frr/frr.conf".into(), 0o640, render("frr.conf", &json!({"node": name, "interfaces": list, "area": area, "router_id": rid.to_string()})));
-            b.file(
-                "/etc/frr/daemons".into(),
-                0o640,
-                render("frr-daemons", &json!({})),
-            );
-            b.file(
-                "/etc/frr/vtysh.conf".into(),
-                0o640,
-                "service integrated-vtysh-config\n".into(),
-            );
-            let s = render("frr.sh", &json!({"node": name}));
-            b.part(
-                "ospf6",
-                format!("OSPFv3 (FRR), router ID {rid}"),
-                s,
-                vec![process_probe("ospf6d"), process_probe("zebra")],
-            );
+                .any(|oi| oi.segment == seg.name && matches!(oi.ipv4, Assign4::Dhcp { .. }))
+        });
+        if let (Some(prefix), true, Some(router)) = (seg.ipv4, wants_dhcp4, i.ipv4.address()) {
+            let base = u32::from(prefix.network());
+            let size = 1u32 << (32 - prefix.prefix_len());
+            scopes.push(DhcpScope::Ipv4 {
+                iface: &i.name,
+                router,
+                first: Ipv4Addr::from(base + size / 2),
+                last: Ipv4Addr::from(base + size - 2),
+                dns: &dns4,
+            });
         }
-        // Trainer's files and commands.
-        for f in &def.files {
-            let mode = match &f.mode {
-                Some(m) => match u32::from_str_radix(m.trim_start_matches("0o"), 8) {
-                    Ok(v) if v <= 0o7777 => v,
-                    _ => {
-                        p.err(
-                            m.loc,
-                            format!("`{}` is not an octal file mode", m.value),
-                            "write e.g. `\"0644\"` or `\"0755\"`",
-                        );
-                        0o644
-                    }
-                },
-                None => 0o644,
-            };
-            if !f.path.starts_with('/') || f.path.contains("/../") {
-                p.err(
-                    f.path.loc,
-                    format!("`{}` is not an absolute path", f.path.value),
-                    "write a path such as `/etc/motd`",
-                );
-            }
-            b.file(f.path.value.clone(), mode, f.content.clone());
-        }
-        if !def.exec.is_empty() {
-            let commands: Vec<&str> = def.exec.iter().map(|c| c.as_str()).collect();
-            let s = render("exec.sh", &json!({"node": name, "commands": commands}));
-            b.part("exec", "commands from the topology".into(), s, vec![]);
-        }
+    }
+    if !scopes.is_empty() {
+        b.file(
+            format!("{NODE_DIR}/dnsmasq.conf"),
+            0o644,
+            render("dnsmasq.conf", &DnsmasqConf { node: name, scopes }),
+        );
+        let s = render("dnsmasq.sh", &NodeSh { node: name });
+        b.part(
+            "dhcp",
+            "DHCP server (dnsmasq)".into(),
+            s,
+            vec![process_probe("dnsmasq")],
+        );
     }
 }
 
-/// Writes `up.sh` (and the node's readiness probes) once student parts are known.
-pub(crate) fn render_up_script(node: &mut NodePlan) {
-    let parts: Vec<_> = node
-        .parts
-        .iter()
-        .map(|p| json!({"id": p.id, "script": p.script, "student": p.student}))
-        .collect();
-    let s = render("up.sh", &json!({"node": node.name, "parts": parts}));
-    node.files.retain(|f| f.path != UP_SCRIPT);
-    node.files.push(FilePlan {
+/// `up.sh`: runs the node's parts in order, except those left to the student (listed as
+/// comments). Rendered once the exercises have marked them.
+pub fn up_script(node: &NodePlan) -> FilePlan {
+    FilePlan {
         path: UP_SCRIPT.into(),
         mode: 0o755,
-        content: s,
-    });
-}
-
-fn auth_config(
-    p: &mut Planner<'_>,
-    node: &str,
-    dns: &t::AuthDns,
-    nodes: &[NodePlan],
-) -> serde_json::Value {
-    let mut zones = Vec::new();
-    let mut ptrs = Vec::new();
-    let mut reverse = Vec::new();
-    for (zone, records) in dns.zones.iter() {
-        let zname = zone.value.trim_end_matches('.').to_owned();
-        let mut recs = Vec::new();
-        for (rname, def) in records.iter() {
-            let fqdn = if rname.value == "@" {
-                zname.clone()
-            } else {
-                format!("{}.{zname}", rname.value)
-            };
-            let mut addrs: Vec<IpAddr> = Vec::new();
-            let mut add_ref =
-                |p: &mut Planner<'_>, r: &crate::sp::Sp<String>, want_v6: Option<bool>| {
-                    if let Ok(a) = r.parse::<IpAddr>() {
-                        if want_v6.is_some_and(|v6| v6 != a.is_ipv6()) {
-                            p.err(
-                                r.loc,
-                                format!("{a} is the wrong family for this record"),
-                                "A records take IPv4 addresses, AAAA records IPv6",
-                            );
-                        }
-                        addrs.push(a);
-                        return;
-                    }
-                    match nodes.iter().find(|n| n.name == r.value) {
-                        Some(n) => {
-                            let v6 = n.interfaces.iter().find_map(|i| match i.ipv6 {
-                                Assign6::Static { address } => Some(IpAddr::V6(address.addr())),
-                                _ => None,
-                            });
-                            let v4 = n.first_v4().map(IpAddr::V4);
-                            match want_v6 {
-                                Some(true) => addrs.extend(v6),
-                                Some(false) => addrs.extend(v4),
-                                None => addrs.extend(v6.into_iter().chain(v4)),
-                            }
-                        }
-                        None => {
-                            p.err(
-                                r.loc,
-                                format!("`{}` is neither an address nor a node", r.value),
-                                "write a node name or an address",
-                            );
-                        }
-                    }
-                };
-            match def {
-                t::RecordDef::Node(n) => add_ref(p, n, None),
-                t::RecordDef::Full(r) => {
-                    for a in &r.a {
-                        add_ref(p, a, Some(false));
-                    }
-                    for a in &r.aaaa {
-                        add_ref(p, a, Some(true));
-                    }
-                }
-            }
-            for a in addrs {
-                let rtype = if a.is_ipv6() { "AAAA" } else { "A" };
-                recs.push(json!({"fqdn": fqdn, "rtype": rtype, "address": a.to_string()}));
-                ptrs.push(json!({"address": a.to_string(), "fqdn": fqdn}));
-                let rz = reverse_zone(a);
-                if !reverse.contains(&rz) {
-                    reverse.push(rz);
-                }
-            }
-        }
-        zones.push(json!({"name": zname, "records": recs}));
-    }
-    let _ = node;
-    json!({"zones": zones, "ptrs": ptrs, "reverse_zones": reverse, "stubs": [], "dns64_prefix": null})
-}
-
-/// The reverse zone of an address: the /24 for IPv4, the /64 for IPv6.
-fn reverse_zone(a: IpAddr) -> String {
-    match a {
-        IpAddr::V4(v) => {
-            let o = v.octets();
-            format!("{}.{}.{}.in-addr.arpa", o[2], o[1], o[0])
-        }
-        IpAddr::V6(v) => {
-            let hex: String = v.octets()[..8].iter().map(|b| format!("{b:02x}")).collect();
-            let mut nibbles: Vec<String> = hex.chars().rev().map(|c| c.to_string()).collect();
-            nibbles.push("ip6.arpa".into());
-            nibbles.join(".")
-        }
+        content: render(
+            "up.sh",
+            &UpSh {
+                node: &node.name,
+                parts: &node.parts,
+            },
+        ),
     }
 }
 
-/// Stub zones for a resolver: every authoritative zone in the lab (and its reverse zones),
-/// pointing at the server's address the resolver can reach.
-fn stub_zones(topo: &t::Topology, nodes: &[NodePlan], me: &NodePlan) -> Vec<serde_json::Value> {
-    let mut out = Vec::new();
-    for (ni, (_, def)) in topo.nodes.iter().enumerate() {
-        let Some(dns) = def.services.as_ref().and_then(|s| s.dns.as_ref()) else {
-            continue;
+// The context of each template: its fields are the template's variables.
+
+/// `addr.sh`.
+#[derive(Serialize)]
+struct AddrSh<'a> {
+    title: &'a str,
+    family: AddrFamily,
+    mode: AddrMode,
+    /// With its prefix length; for static addresses only.
+    address: Option<String>,
+    iface: &'a str,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum AddrFamily {
+    Ipv6,
+    Ipv4,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum AddrMode {
+    Static,
+    Dhcpv6,
+    Dhcp,
+    Disabled,
+}
+
+/// `routes.sh`.
+#[derive(Serialize)]
+struct RoutesSh<'a> {
+    node: &'a str,
+    routes: &'a [RoutePlan],
+}
+
+/// `resolv.sh`.
+#[derive(Serialize)]
+struct ResolvSh<'a> {
+    node: &'a str,
+    resolvers: &'a [IpAddr],
+}
+
+/// `unbound.conf`: authoritative zones, or a resolver (DNS64 when it has a prefix) with stub
+/// zones.
+#[derive(Serialize)]
+struct UnboundConf<'a> {
+    node: &'a str,
+    title: &'a str,
+    v4: bool,
+    v6: bool,
+    dns64_prefix: Option<Ipv6Net>,
+    zones: &'a [ZonePlan],
+    reverse_zones: &'a [String],
+    ptrs: &'a [PtrPlan],
+    stubs: &'a [StubZonePlan],
+}
+
+/// `unbound.sh`.
+#[derive(Serialize)]
+struct UnboundSh<'a> {
+    node: &'a str,
+    title: &'a str,
+}
+
+/// `tayga.conf` and `nat64.sh`.
+#[derive(Serialize)]
+struct Nat64Ctx<'a> {
+    node: &'a str,
+    prefix: Ipv6Net,
+    pool: Ipv4Net,
+    tayga_ipv4: Ipv4Addr,
+    ipv4_interface: &'a str,
+}
+
+/// `radvd.conf`.
+#[derive(Serialize)]
+struct RadvdConf<'a> {
+    node: &'a str,
+    interfaces: Vec<RaInterface<'a>>,
+}
+
+#[derive(Serialize)]
+struct RaInterface<'a> {
+    name: &'a str,
+    mtu: u32,
+    ra: RaMode,
+    prefix: Ipv6Net,
+    rdnss: &'a [Ipv6Addr],
+}
+
+/// `radvd.sh`: the advertising interfaces.
+#[derive(Serialize)]
+struct RadvdSh<'a> {
+    node: &'a str,
+    interfaces: Vec<&'a str>,
+}
+
+/// `dnsmasq.conf`.
+#[derive(Serialize)]
+struct DnsmasqConf<'a> {
+    node: &'a str,
+    scopes: Vec<DhcpScope<'a>>,
+}
+
+/// A DHCP range on one interface.
+#[derive(Serialize)]
+#[serde(tag = "family", rename_all = "lowercase")]
+enum DhcpScope<'a> {
+    Ipv6 {
+        iface: &'a str,
+        /// Addresses from DHCPv6 (else only other configuration, beside SLAAC).
+        stateful: bool,
+        first: Ipv6Addr,
+        last: Ipv6Addr,
+        dns: &'a [Ipv6Addr],
+    },
+    Ipv4 {
+        iface: &'a str,
+        router: Ipv4Addr,
+        first: Ipv4Addr,
+        last: Ipv4Addr,
+        dns: &'a [Ipv4Addr],
+    },
+}
+
+/// `http.sh`.
+#[derive(Serialize)]
+struct HttpSh<'a> {
+    node: &'a str,
+    port: u16,
+    /// Quoted for a single-quoted shell string.
+    body: String,
+}
+
+/// `frr.conf`.
+#[derive(Serialize)]
+struct FrrConf<'a> {
+    node: &'a str,
+    interfaces: &'a [Ospf6InterfacePlan],
+    area: &'a str,
+    router_id: Ipv4Addr,
+}
+
+/// `frr-daemons`: no variables.
+#[derive(Serialize)]
+struct FrrDaemons {}
+
+/// Scripts that name only their node: `dnsmasq.sh`, `frr.sh`.
+#[derive(Serialize)]
+struct NodeSh<'a> {
+    node: &'a str,
+}
+
+/// `exec.sh`.
+#[derive(Serialize)]
+struct ExecSh<'a> {
+    node: &'a str,
+    commands: &'a [String],
+}
+
+/// `up.sh`: each part's `id`, `script` and `student`.
+#[derive(Serialize)]
+struct UpSh<'a> {
+    node: &'a str,
+    parts: &'a [PartPlan],
+}
+
+#[cfg(test)]
+mod tests {
+    //! Every variable a template uses is a field of the context it is rendered with: a field
+    //! renamed in Rust (or a variable renamed in a template) fails here. The contexts are those
+    //! rendered for topologies that use every template and every list in them.
+
+    use regex::Regex;
+    use serde::Serialize;
+    use serde_json::Value;
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    thread_local! {
+        static SEEN: RefCell<Vec<(String, Value)>> = const { RefCell::new(Vec::new()) };
+    }
+
+    /// Keeps each context rendered on this thread, by template.
+    pub(super) fn seen<T: Serialize>(name: &str, ctx: &T) {
+        let v = serde_json::to_value(ctx).expect("context serializes");
+        SEEN.with(|s| s.borrow_mut().push((name.to_owned(), v)));
+    }
+
+    /// The variable paths a template reads (`scopes`, `s.dns`, ...), and what each loop variable
+    /// iterates over.
+    fn variables(template: &str) -> (Vec<Vec<String>>, HashMap<String, Vec<String>>) {
+        let tag = Regex::new(r"(?s)\{\{(.*?)\}\}|\{%-?(.*?)-?%\}").unwrap();
+        let string = Regex::new(r#""[^"]*""#).unwrap();
+        let word = Regex::new(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*").unwrap();
+        let for_loop = Regex::new(r"^\s*for\s+(\w+)\s+in\s+([\w.]+)").unwrap();
+        const KEYWORDS: [&str; 12] = [
+            "if", "elif", "else", "endif", "for", "endfor", "in", "and", "or", "not", "is", "loop",
+        ];
+        let mut used = Vec::new();
+        let mut loops = HashMap::new();
+        for c in tag.captures_iter(template) {
+            let body = c.get(1).or(c.get(2)).unwrap().as_str();
+            // Filters and their arguments are not variables.
+            let body = body.split('|').next().unwrap();
+            let body = string.replace_all(body, "");
+            if let Some(l) = for_loop.captures(&body) {
+                let path = l[2].split('.').map(str::to_owned).collect();
+                loops.insert(l[1].to_owned(), path);
+            }
+            for w in word.find_iter(&body) {
+                let path: Vec<String> = w.as_str().split('.').map(str::to_owned).collect();
+                if !KEYWORDS.contains(&path[0].as_str()) {
+                    used.push(path);
+                }
+            }
+        }
+        // A loop variable's own binding is not a use.
+        used.retain(|p| !(p.len() == 1 && loops.contains_key(&p[0])));
+        (used, loops)
+    }
+
+    /// The values `path` reaches in `ctx`, through loop variables.
+    fn reach(ctx: &Value, path: &[String], loops: &HashMap<String, Vec<String>>) -> Vec<Value> {
+        let mut now: Vec<Value> = match loops.get(&path[0]) {
+            Some(over) => reach(ctx, over, loops)
+                .into_iter()
+                .flat_map(|v| v.as_array().cloned().unwrap_or_default())
+                .collect(),
+            None => ctx.get(&path[0]).cloned().into_iter().collect(),
         };
-        let server = &nodes[ni];
-        // Prefer an address on a shared segment; else any static address of a family we have.
-        let mut addrs: Vec<String> = Vec::new();
-        for i in &me.interfaces {
-            for o in server.interfaces.iter().filter(|o| o.segment == i.segment) {
-                if let Assign6::Static { address } = o.ipv6 {
-                    addrs.push(address.addr().to_string());
-                }
-                if let Some(a) = o.ipv4.address() {
-                    addrs.push(a.to_string());
-                }
-            }
+        for field in &path[1..] {
+            now = now.iter().filter_map(|v| v.get(field).cloned()).collect();
         }
-        if addrs.is_empty() {
-            addrs.extend(server.first_v6().map(|a| a.to_string()));
-            addrs.extend(server.first_v4().map(|a| a.to_string()));
-        }
-        let mut names: Vec<String> = dns
-            .zones
-            .iter()
-            .map(|(z, _)| z.value.trim_end_matches('.').to_owned())
-            .collect();
-        for (_, records) in dns.zones.iter() {
-            for (_, r) in records.iter() {
-                let refs: Vec<&str> = match r {
-                    t::RecordDef::Node(n) => vec![n.as_str()],
-                    t::RecordDef::Full(f) => {
-                        f.a.iter().chain(&f.aaaa).map(|s| s.as_str()).collect()
-                    }
-                };
-                for rf in refs {
-                    let ips: Vec<IpAddr> = match rf.parse::<IpAddr>() {
-                        Ok(a) => vec![a],
-                        Err(_) => nodes
-                            .iter()
-                            .filter(|n| n.name == rf)
-                            .flat_map(|n| {
-                                n.first_v6()
-                                    .map(IpAddr::V6)
-                                    .into_iter()
-                                    .chain(n.first_v4().map(IpAddr::V4))
-                            })
-                            .collect(),
-                    };
-                    for a in ips {
-                        let rz = reverse_zone(a);
-                        if !names.contains(&rz) {
-                            names.push(rz);
-                        }
-                    }
-                }
-            }
-        }
-        for n in names {
-            out.push(json!({"name": n, "addrs": addrs}));
-        }
+        now
     }
-    let _ = IpNet::V4;
-    out
+
+    #[test]
+    fn every_template_variable_is_a_field_of_its_context() {
+        for (file, text) in [
+            (
+                "every-feature.yaml",
+                include_str!("../tests/every-feature.yaml"),
+            ),
+            (
+                "nat64-dns64.yaml",
+                include_str!("../../../topologies/nat64-dns64.yaml"),
+            ),
+        ] {
+            if let Err((s, d)) = crate::plan_source(file, text.as_bytes()) {
+                panic!("{}", d.render(&s.text));
+            }
+        }
+        let seen = SEEN.with(|s| s.take());
+        let mut problems = Vec::new();
+        for (name, body) in super::TEMPLATES {
+            let contexts: Vec<&Value> = seen
+                .iter()
+                .filter(|(n, _)| n == name)
+                .map(|(_, v)| v)
+                .collect();
+            if contexts.is_empty() {
+                problems.push(format!("{name}: never rendered by the sample topologies"));
+                continue;
+            }
+            let (used, loops) = variables(body);
+            for path in used {
+                if !contexts.iter().any(|c| !reach(c, &path, &loops).is_empty()) {
+                    problems.push(format!(
+                        "{name}: `{}` is not a field of its context (or no sample has it)",
+                        path.join(".")
+                    ));
+                }
+            }
+        }
+        assert!(problems.is_empty(), "{}", problems.join("\n"));
+    }
+
+    #[test]
+    fn a_missing_field_is_found() {
+        let (used, loops) = variables(
+            "{% for s in scopes -%}{{ s.iface }}{% if s.dns %}{{ s.dns | join(sep=\",\") }}{% endif %}{% endfor %}{{ title }}",
+        );
+        let ctx = serde_json::json!({"scopes": [{"iface": "eth1"}], "title": "t"});
+        let missing: Vec<String> = used
+            .iter()
+            .filter(|p| reach(&ctx, p, &loops).is_empty())
+            .map(|p| p.join("."))
+            .collect();
+        assert_eq!(missing, ["s.dns", "s.dns"]);
+    }
 }

@@ -1,0 +1,66 @@
+//! The whole pure pipeline: a topology is planned ([`crate::plan`]), its node files rendered
+//! from the plan ([`crate::render`]), then its exercises resolved against the rendered parts.
+//! Validation happens only in the planner; rendering a plan cannot fail.
+
+use crate::diagnostic::Diagnostics;
+use crate::load::Source;
+use crate::plan::{Plan, Planner};
+use crate::policy::Policy;
+use crate::render;
+use crate::topology::Topology;
+
+/// Validates and plans a topology against the process's policy ([`crate::policy::current`]).
+/// All problems are reported together.
+pub fn build(src: &Source, topo: &Topology) -> Result<Plan, Diagnostics> {
+    build_with(src, topo, crate::policy::current())
+}
+
+/// Validates and plans a topology against `policy`. All problems are reported together.
+pub fn build_with(src: &Source, topo: &Topology, policy: &Policy) -> Result<Plan, Diagnostics> {
+    let mut p = Planner::new(topo, policy.node_defaults());
+    let mut plan = p.plan(src);
+    // Rendered even when planning found problems, so exercises can name the parts that exist.
+    let rendered: Vec<_> = plan.nodes.iter().map(|n| render::node(&plan, n)).collect();
+    for (node, r) in plan.nodes.iter_mut().zip(rendered) {
+        node.parts = r.parts;
+        node.files = r.files;
+    }
+    p.plan_exercises(&mut plan);
+    // `up.sh` lists the parts left to students, known only now.
+    for node in plan.nodes.iter_mut() {
+        let up = render::up_script(node);
+        node.files.push(up);
+    }
+    let mut diags = p.finish();
+    diags.extend(crate::policy::check(topo, policy));
+    if diags.is_empty() {
+        Ok(plan)
+    } else {
+        Err(Diagnostics::new(&src.file, diags))
+    }
+}
+
+/// Parses, validates and plans in one call, against the process's policy.
+pub fn plan_source(file: &str, bytes: &[u8]) -> Result<(Source, Plan), (Source, Diagnostics)> {
+    plan_source_with(file, bytes, crate::policy::current())
+}
+
+/// Parses, validates and plans in one call, against `policy`.
+pub fn plan_source_with(
+    file: &str,
+    bytes: &[u8],
+    policy: &Policy,
+) -> Result<(Source, Plan), (Source, Diagnostics)> {
+    let (src, topo) = crate::load::parse(file, bytes)?;
+    match build_with(&src, &topo, policy) {
+        Ok(plan) => Ok((src, plan)),
+        Err(d) => Err((src, d)),
+    }
+}
+
+/// Plans again the topology of a lab that already runs (for its checks, solutions, terminals,
+/// pages and menus). The lab was admitted by the policy in force when it was made; it is not
+/// judged again, so a policy tightened later never breaks a running lab's checks.
+pub fn replan(file: &str, bytes: &[u8]) -> Result<(Source, Plan), (Source, Diagnostics)> {
+    plan_source_with(file, bytes, &Policy::admit_all())
+}
