@@ -19,6 +19,9 @@ pub fn build(src: &Source, topo: &Topology) -> Result<Plan, Diagnostics> {
 pub fn build_with(src: &Source, topo: &Topology, policy: &Policy) -> Result<Plan, Diagnostics> {
     let mut p = Planner::new(topo, policy.node_defaults());
     let mut plan = p.plan(src);
+    if let Some(max) = policy.segment_mtu {
+        cap_mtu(&mut plan, max);
+    }
     // Rendered even when planning found problems, so exercises can name the parts that exist.
     let rendered: Vec<_> = plan.nodes.iter().map(|n| render::node(&plan, n)).collect();
     for (node, r) in plan.nodes.iter_mut().zip(rendered) {
@@ -37,6 +40,17 @@ pub fn build_with(src: &Source, topo: &Topology, policy: &Policy) -> Result<Plan
         Ok(plan)
     } else {
         Err(Diagnostics::new(&src.file, diags))
+    }
+}
+
+/// Lowers every segment's and interface's MTU to at most `max`, before anything is rendered
+/// from them.
+fn cap_mtu(plan: &mut Plan, max: u32) {
+    for s in plan.segments.iter_mut() {
+        s.mtu = s.mtu.min(max);
+    }
+    for i in plan.nodes.iter_mut().flat_map(|n| n.interfaces.iter_mut()) {
+        i.mtu = i.mtu.min(max);
     }
 }
 
@@ -63,4 +77,44 @@ pub fn plan_source_with(
 /// judged again, so a policy tightened later never breaks a running lab's checks.
 pub fn replan(file: &str, bytes: &[u8]) -> Result<(Source, Plan), (Source, Diagnostics)> {
     plan_source_with(file, bytes, &Policy::admit_all())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_segment_mtu_cap_reaches_interfaces_and_router_advertisements() {
+        let text = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../topologies/nat64-dns64.yaml"
+        ))
+        .unwrap();
+        let (_, plain) = plan_source_with("t", &text, &Policy::default()).unwrap();
+        let capped_policy = Policy::default().with_segment_mtu(Some(1450));
+        let (_, capped) = plan_source_with("t", &text, &capped_policy).unwrap();
+        assert!(plain.segments.iter().any(|s| s.mtu == 1500));
+        assert!(capped.segments.iter().all(|s| s.mtu <= 1450));
+        let radvd = |p: &Plan| {
+            p.nodes
+                .iter()
+                .flat_map(|n| &n.files)
+                .find(|f| f.path.ends_with("radvd.conf"))
+                .map(|f| f.content.clone())
+                .unwrap()
+        };
+        assert!(radvd(&plain).contains("AdvLinkMTU 1500;"));
+        assert!(
+            radvd(&capped).contains("AdvLinkMTU 1450;"),
+            "{}",
+            radvd(&capped)
+        );
+        assert!(
+            capped
+                .nodes
+                .iter()
+                .flat_map(|n| &n.interfaces)
+                .all(|i| i.mtu <= 1450)
+        );
+    }
 }

@@ -63,6 +63,11 @@ pub struct Policy {
     pub any_image: bool,
     /// Where the policy came from, named in hints ("the built-in policy", a file path).
     pub origin: String,
+    /// The largest MTU a segment may have where labs run (set by the runtime, not by a policy
+    /// file: Kubernetes segments are VXLAN tunnels, 50 bytes below the pod network's MTU).
+    /// Segments asking for more get this much, and so do their interfaces and what is rendered
+    /// from them (Router Advertisements' MTU).
+    pub segment_mtu: Option<u32>,
 }
 
 impl Default for Policy {
@@ -83,6 +88,7 @@ impl Default for Policy {
             images: Vec::new(),
             any_image: false,
             origin: "the built-in policy".into(),
+            segment_mtu: None,
         }
     }
 }
@@ -176,6 +182,7 @@ impl Policy {
             images: Vec::new(),
             any_image: true,
             origin: "a lab that already runs".into(),
+            segment_mtu: None,
         }
     }
 
@@ -186,6 +193,12 @@ impl Policy {
             pids: DEFAULT_PIDS.min(self.node.pids),
             cpus: DEFAULT_CPUS.min(self.node.cpus),
         }
+    }
+
+    /// Caps every segment's MTU at `mtu` (the runtime's largest).
+    pub fn with_segment_mtu(mut self, mtu: Option<u32>) -> Self {
+        self.segment_mtu = mtu;
+        self
     }
 
     /// Allows one more image (`--allow-image`).

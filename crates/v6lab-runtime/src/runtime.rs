@@ -449,6 +449,16 @@ pub enum RuntimeChoice {
 }
 
 impl RuntimeChoice {
+    /// The largest segment MTU labs of this runtime can have (the plan's cap).
+    pub fn segment_mtu(&self) -> Option<u32> {
+        match self {
+            RuntimeChoice::Docker => None,
+            RuntimeChoice::Kubernetes { .. } => {
+                Some(crate::kubernetes::render::Network::configured().segment_mtu_max())
+            }
+        }
+    }
+
     /// What to check when connecting fails.
     pub fn hint(&self) -> &'static str {
         match self {

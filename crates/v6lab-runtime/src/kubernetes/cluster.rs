@@ -510,10 +510,7 @@ impl Kubernetes {
             block_owner_deletion: None,
         };
         // The objects do not depend on the pod network; the segments' MTUs do (below).
-        let provisional = Network {
-            pod_mtu: 1500,
-            pod_ipv6: false,
-        };
+        let provisional = Network::configured();
         let rendered = render::render(spec, &self.namespace, &owner, &provisional)
             .map_err(|e| Error::InvalidSpec(e.to_string()))?;
         let pp = PostParams::default();

@@ -46,7 +46,10 @@ pub const SWITCH_BRIDGE: &str = "br0";
 /// The pod network's interface in every pod; no lab interface may take its name.
 pub const POD_INTERFACE: &str = "eth0";
 
-/// What the renderer must know of the cluster.
+/// What the renderer must know of the cluster. A segment's frames must fit in one pod-network
+/// packet with VXLAN's overhead (Linux answers bigger ones with Packet Too Big from the tunnel
+/// itself), so labs for Kubernetes are planned with segments of at most
+/// [`Network::segment_mtu_max`] (the plan's MTU cap: Router Advertisements and interfaces agree).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Network {
     /// MTU of the pod network's interface (`eth0`) in pods.
@@ -55,7 +58,24 @@ pub struct Network {
     pub pod_ipv6: bool,
 }
 
+/// Environment variable giving the pod network's MTU when it is not 1500.
+pub const POD_MTU_VAR: &str = "V6LAB_POD_MTU";
+/// Environment variable saying pod addresses are IPv6 (`1`).
+pub const POD_IPV6_VAR: &str = "V6LAB_POD_IPV6";
+
 impl Network {
+    /// The pod network labs are planned for: MTU from [`POD_MTU_VAR`] (default 1500), IPv6 pod
+    /// addresses if [`POD_IPV6_VAR`] is `1`. Checked against the real one when a lab is made.
+    pub fn configured() -> Network {
+        Network {
+            pod_mtu: std::env::var(POD_MTU_VAR)
+                .ok()
+                .and_then(|m| m.trim().parse().ok())
+                .unwrap_or(1500),
+            pod_ipv6: std::env::var(POD_IPV6_VAR).is_ok_and(|v| v.trim() == "1"),
+        }
+    }
+
     /// The largest MTU a segment can have on this pod network.
     pub fn segment_mtu_max(&self) -> u32 {
         let overhead = if self.pod_ipv6 {
@@ -92,6 +112,17 @@ pub enum RenderError {
     FilesTooLarge { node: String, bytes: usize },
     #[error("two objects of lab {lab} are both named {name}: rename a node or a segment")]
     NameClash { lab: String, name: String },
+    #[error(
+        "segment {segment} has MTU {mtu}, more than this pod network carries in VXLAN ({max}, \
+         its MTU being {pod_mtu}): tell v6lab the pod network's MTU with {POD_MTU_VAR}={pod_mtu} \
+         ({POD_IPV6_VAR}=1 if pod addresses are IPv6), so labs are planned for it"
+    )]
+    MtuTooLarge {
+        segment: String,
+        mtu: u32,
+        max: u32,
+        pod_mtu: u32,
+    },
     #[error("node {node}: interface {interface} is on segment {segment}, which the lab lacks")]
     UnknownSegment {
         node: String,
@@ -119,6 +150,7 @@ pub struct SegmentPlan {
     pub switch: String,
     /// First VNI of the segment's block (recorded in the Lab's status).
     pub vni: u32,
+    /// At most [`Network::segment_mtu_max`] (planned so: see [`Network::configured`]).
     pub mtu: u32,
     pub members: Vec<Member>,
 }
@@ -178,6 +210,14 @@ pub fn segments(spec: &LabSpec, net: &Network) -> Result<Vec<SegmentPlan>, Rende
             .flat_map(|n| n.interfaces.iter().map(move |i| (n, i)))
             .filter(|(_, i)| i.segment == seg.name)
             .collect();
+        if seg.mtu > mtu_max {
+            return Err(RenderError::MtuTooLarge {
+                segment: seg.name.clone(),
+                mtu: seg.mtu,
+                max: mtu_max,
+                pod_mtu: net.pod_mtu,
+            });
+        }
         let Some(vni) = vni.filter(|_| members.len() <= VNI_BLOCK as usize) else {
             return Err(RenderError::Vni {
                 segment: seg.name.clone(),
@@ -188,7 +228,7 @@ pub fn segments(spec: &LabSpec, net: &Network) -> Result<Vec<SegmentPlan>, Rende
             name: seg.name.clone(),
             switch: names::switch_pod(&spec.lab, &seg.name),
             vni,
-            mtu: seg.mtu.min(mtu_max),
+            mtu: seg.mtu,
             members: members
                 .into_iter()
                 .enumerate()
@@ -692,6 +732,8 @@ pub fn switch_setup(seg: &SegmentPlan, member_ips: &[IpAddr]) -> Result<Vec<Step
                 what: format!("node {} (segment {})", m.node, seg.name),
             })?;
         steps.extend(vxlan(&m.spoke, m.vni, seg.mtu, None, ip));
+        // Its own step: set with `up` in one command, the link would get a link-local
+        // address first, and send Router Solicitations into the segment.
         steps.push(step(&[
             "ip",
             "link",
@@ -699,10 +741,8 @@ pub fn switch_setup(seg: &SegmentPlan, member_ips: &[IpAddr]) -> Result<Vec<Step
             &m.spoke,
             "addrgenmode",
             "none",
-            "master",
-            br,
-            "up",
         ]));
+        steps.push(step(&["ip", "link", "set", &m.spoke, "master", br, "up"]));
     }
     steps.push(step(&["ip", "link", "set", br, "up"]));
     Ok(steps)

@@ -13,7 +13,9 @@ fn spec(topology: &str, lab: &str) -> LabSpec {
         .join("../../topologies")
         .join(topology);
     let bytes = std::fs::read(&p).unwrap();
-    let plan = v6lab_core::plan_source(topology, &bytes)
+    // Planned for the pod network of the tests, as a command on Kubernetes plans.
+    let policy = v6lab_core::Policy::default().with_segment_mtu(Some(NET.segment_mtu_max()));
+    let plan = v6lab_core::plan_source_with(topology, &bytes, &policy)
         .map_err(|e| e.1.render(&e.0.text))
         .unwrap()
         .1;
@@ -153,23 +155,33 @@ fn link_sysctls_move_to_default_and_neighbour_settings_to_each_link() {
 }
 
 #[test]
-fn segment_mtu_is_pod_mtu_minus_vxlan() {
+fn segments_fit_in_the_pod_network_with_vxlan() {
     let s = spec("nat64-dns64.yaml", "l1");
-    let segs = segments(&s, &NET).unwrap();
-    assert!(segs.iter().all(|g| g.mtu == 1450), "{segs:?}");
+    assert_eq!(NET.segment_mtu_max(), 1450);
+    // Planned for Kubernetes (MTU capped at 1450): the segments keep the plan's MTU.
+    for (g, want) in segments(&s, &NET).unwrap().iter().zip(&s.segments) {
+        assert_eq!(g.mtu, want.mtu);
+        assert!(g.mtu <= 1450);
+    }
     let v6 = Network {
         pod_mtu: 1500,
         pod_ipv6: true,
     };
-    assert!(segments(&s, &v6).unwrap().iter().all(|g| g.mtu == 1430));
-    let jumbo = Network {
-        pod_mtu: 9000,
-        pod_ipv6: false,
-    };
-    // Never above the topology's own MTU.
-    for (g, want) in segments(&s, &jumbo).unwrap().iter().zip(&s.segments) {
-        assert_eq!(g.mtu, want.mtu);
-    }
+    assert_eq!(v6.segment_mtu_max(), 1430);
+    // Planned for a bigger pod network than the real one: refused, saying what to set.
+    let e = segments(&s, &v6).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            RenderError::MtuTooLarge {
+                max: 1430,
+                pod_mtu: 1500,
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("V6LAB_POD_MTU=1500"), "{e}");
     let tiny = Network {
         pod_mtu: 1300,
         pod_ipv6: false,
@@ -218,12 +230,13 @@ fn switch_setup_is_a_bridge_with_one_spoke_per_member() {
         ),
         "-bridge fdb del 00:00:00:00:00:00 dev vx0 self".into(),
         "bridge fdb append 00:00:00:00:00:00 dev vx0 dst 198.18.128.10 self permanent".into(),
-        "ip link set vx0 addrgenmode none master br0 up".into(),
+        "ip link set vx0 addrgenmode none".into(),
+        "ip link set vx0 master br0 up".into(),
     ];
     assert_eq!(got[..want.len()], want[..]);
     want.clear();
     assert_eq!(got.last().unwrap(), "ip link set br0 up");
-    assert_eq!(got.len(), 3 + 5 * seg.members.len() + 1);
+    assert_eq!(got.len(), 3 + 6 * seg.members.len() + 1);
     assert_eq!(
         switch_setup(seg, &ips[..ips.len() - 1]),
         Err(RenderError::MissingAddress {
