@@ -100,6 +100,16 @@ pub fn rfc3339(secs: u64) -> String {
         .unwrap_or_default()
 }
 
+/// Time left, to the minute, for people: `2h15m`, `7m`, `<1m`.
+pub fn left_text(secs: u64) -> String {
+    let (h, m) = (secs / 3600, secs / 60 % 60);
+    match (h, m) {
+        (0, 0) => "<1m".into(),
+        (0, m) => format!("{m}m"),
+        (h, m) => format!("{h}h{m}m"),
+    }
+}
+
 /// When a Lab expires (unix seconds): its annotation, else its creation plus its lifetime.
 pub fn expires_at(lab: &Lab) -> Option<u64> {
     let annotated = lab
@@ -403,6 +413,24 @@ impl Kubernetes {
         self.realize(&created, spec, observer, cancel).await
     }
 
+    /// Sets the time a Lab has left, if it changed.
+    pub async fn set_left(&self, lab: &Lab, now: u64) -> Result<(), Error> {
+        let Some(e) = expires_at(lab) else {
+            return Ok(());
+        };
+        let left = left_text(e.saturating_sub(now));
+        if lab.status.as_ref().and_then(|s| s.left.as_deref()) == Some(left.as_str()) {
+            return Ok(());
+        }
+        let name = lab.metadata.name.clone().unwrap_or_default();
+        let patch = serde_json::json!({ "status": { "left": left } });
+        self.labs()
+            .patch_status(&name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(api_err(format!("updating the status of Lab {name}")))?;
+        Ok(())
+    }
+
     async fn set_status(&self, lab: &str, status: crd::LabStatus) -> Result<(), Error> {
         let patch = serde_json::json!({ "status": status });
         self.labs()
@@ -429,6 +457,7 @@ impl Kubernetes {
             nodes: Vec::new(),
             segments: Vec::new(),
             expires: expires.clone(),
+            left: spec.expires_at.map(|e| left_text(e.saturating_sub(now()))),
             conditions,
         };
         self.set_status(lab, status(LabPhase::Creating, 0, Vec::new()))
@@ -1380,6 +1409,10 @@ mod tests {
         lab.metadata.annotations = Some(BTreeMap::from([(ANNOTATION_EXPIRES.into(), "5".into())]));
         assert_eq!(expires_at(&lab), Some(5));
         assert_eq!(rfc3339(0), "1970-01-01T00:00:00Z");
+        assert_eq!(
+            [59, 60, 3599, 3600, 8100].map(left_text),
+            ["<1m", "1m", "59m", "1h0m", "2h15m"]
+        );
     }
 
     #[test]

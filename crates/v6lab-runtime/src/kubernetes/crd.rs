@@ -21,7 +21,8 @@ use serde::{Deserialize, Serialize};
     doc = "A v6lab lab: one running copy of a topology, its pods and segments.",
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
     printcolumn = r#"{"name":"Nodes","type":"string","jsonPath":".status.ready"}"#,
-    printcolumn = r#"{"name":"Expires","type":"date","jsonPath":".status.expires"}"#,
+    printcolumn = r#"{"name":"Left","type":"string","jsonPath":".status.left"}"#,
+    printcolumn = r#"{"name":"Expires","type":"string","priority":1,"jsonPath":".status.expires"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -76,6 +77,10 @@ pub struct LabStatus {
     /// When the lab expires (RFC 3339), if it does.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expires: Option<String>,
+    /// Time left before the lab expires (`2h15m`, `40s`), kept to the minute by the Lab
+    /// operator (for `kubectl get labs`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left: Option<String>,
     #[serde(default)]
     pub conditions: Vec<LabCondition>,
 }

@@ -141,6 +141,10 @@ impl Operator {
             if decision == Decision::Leave || (decision == Decision::Expire && busy) {
                 if decision == Decision::Expire {
                     self.cancel(&name);
+                } else if lab.status.as_ref().and_then(|s| s.phase) == Some(LabPhase::Ready)
+                    && let Err(e) = self.rt.set_left(&lab, now).await
+                {
+                    tracing::debug!(lab = name, error = %e, "time left");
                 }
                 continue;
             }
