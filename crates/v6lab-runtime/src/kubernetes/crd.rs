@@ -162,7 +162,7 @@ mod tests {
             .flatten()
             .map(|c| c.name.as_str())
             .collect();
-        assert_eq!(cols, ["Phase", "Nodes", "Expires", "Age"]);
+        assert_eq!(cols, ["Phase", "Nodes", "Left", "Expires", "Age"]);
         assert!(v.subresources.as_ref().unwrap().status.is_some());
         let yaml = crd_yaml();
         // apiextensions v1 on Kubernetes 1.20 rejects or drops these; the schema must not need them.
