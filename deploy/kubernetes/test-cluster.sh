@@ -168,6 +168,7 @@ cmd_up() {
   wait "$imgpid" || { rm -f "$imgout"; die "the node images could not be built"; }
   node_ref=$(cat "$imgout"); rm -f "$imgout"
   if [ -f "$K8S_STATE/cluster.env" ] && pid_of kube-apiserver >/dev/null && all_nodes_ready; then
+    ensure_lab_image "$(lab_image)"
     log "already up"; echo "$K8S_KUBECONFIG"; return 0
   fi
   [ -d "$K8S_STATE" ] && { log "cleaning up a previous, incomplete cluster"; cmd_down; }
@@ -248,7 +249,31 @@ cmd_up() {
   fi
   for n in $K8S_NODES; do kc patch node "$n" -p "{\"spec\":{\"podCIDR\":\"$(node_pods "$n")\"}}" >/dev/null; done
   log "both nodes Ready ($(elapsed "$t0")); lab image $ref"
+  write_kubectl
   echo "$K8S_KUBECONFIG"
+}
+
+# $K8S_STATE/kubectl: the cluster's own kubectl with its kubeconfig (what tests and people use).
+write_kubectl() {
+  printf '#!/bin/sh\nexec %s --kubeconfig %s "$@"\n' "$bin/kubectl" "$K8S_KUBECONFIG" >"$K8S_STATE/kubectl"
+  chmod 755 "$K8S_STATE/kubectl"
+}
+
+# A running cluster gets the lab image `ref` imported into each node if it lacks it (a new
+# recipe since `up`).
+ensure_lab_image() {
+  local ref=$1 n
+  [ -n "$ref" ] || return 0
+  write_kubectl
+  grep -qx "LAB_IMAGE=$ref" "$K8S_STATE/cluster.env" && return 0
+  docker image inspect "$ref" >/dev/null 2>&1 || die "image $ref is not in the Docker engine"
+  log "importing $ref into the nodes"
+  for n in $K8S_NODES; do
+    docker save "$ref" | docker exec -i "$n" ctr -n k8s.io images import - >/dev/null \
+      || die "importing $ref into $n failed"
+  done
+  sed -i '/^LAB_IMAGE=/d' "$K8S_STATE/cluster.env"
+  echo "LAB_IMAGE=$ref" >>"$K8S_STATE/cluster.env"
 }
 elapsed() { awk -v a="$1" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f s", b - a }'; }
 

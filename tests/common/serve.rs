@@ -31,6 +31,9 @@ pub struct Serve {
     pub fingerprint: Option<String>,
     /// Classes this test made (their labs are removed at the end).
     classes: Vec<String>,
+    /// Global options naming the runtime (`--runtime kubernetes --namespace NS`), for the
+    /// controller and the clean-up.
+    runtime: Vec<String>,
 }
 
 impl Serve {
@@ -49,7 +52,17 @@ impl Serve {
         Self::new(test, "0s", true, true)
     }
 
+    /// A controller on another runtime (`--runtime kubernetes --namespace NS`), with an SSH
+    /// gateway, checking exercises by itself every `check_interval`.
+    pub fn on_runtime(test: &str, runtime: &[&str], check_interval: &str) -> Serve {
+        Self::build(test, check_interval, true, false, runtime)
+    }
+
     fn new(test: &str, check_interval: &str, ssh: bool, tls: bool) -> Serve {
+        Self::build(test, check_interval, ssh, tls, &[])
+    }
+
+    fn build(test: &str, check_interval: &str, ssh: bool, tls: bool, runtime: &[&str]) -> Serve {
         let dir = std::env::temp_dir().join(format!("v6lab-ctl-{}-{test}", std::process::id()));
         let _ = std::fs::remove_dir_all(&dir);
         std::fs::create_dir_all(&dir).unwrap();
@@ -64,6 +77,7 @@ impl Serve {
             tls,
             fingerprint: None,
             classes: Vec::new(),
+            runtime: runtime.iter().map(|a| a.to_string()).collect(),
         };
         s.spawn();
         s
@@ -85,6 +99,7 @@ impl Serve {
             false => (format!("127.0.0.1:{}", self.port), None),
         };
         let child = Command::new(bin())
+            .args(&self.runtime)
             .args(["serve", "--listen", &listen, "--ssh-listen", &ssh])
             .args(tls)
             .args([
@@ -327,9 +342,16 @@ impl Drop for Serve {
     fn drop(&mut self) {
         self.kill9();
         let o = Command::new(bin())
+            .args(&self.runtime)
             .args(["ls", "--output", "json"])
             .output()
             .unwrap();
+        let down = |lab: &str| {
+            Command::new(bin())
+                .args(&self.runtime)
+                .args(["down", lab, "--quiet"])
+                .output()
+        };
         let labs: Value = serde_json::from_slice(&o.stdout).unwrap_or(Value::Null);
         for l in labs.as_array().into_iter().flatten() {
             let name = l["lab"].as_str().unwrap_or("");
@@ -338,13 +360,13 @@ impl Drop for Serve {
                 .iter()
                 .any(|c| name.starts_with(&format!("{c}-")))
             {
-                let _ = v6lab(&["down", name, "--quiet"]);
+                let _ = down(name);
             }
         }
         // Links a cut-short removal may have left, by name.
         for c in &self.classes {
             for i in 1..=8 {
-                let _ = v6lab(&["down", &format!("{c}-student-{i:02}"), "--quiet"]);
+                let _ = down(&format!("{c}-student-{i:02}"));
             }
         }
         let _ = std::fs::remove_dir_all(&self.dir);

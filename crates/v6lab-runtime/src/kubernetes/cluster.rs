@@ -30,6 +30,9 @@ use std::net::IpAddr;
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+/// Environment variable asking for each lab's pods to be spread over the cluster's nodes
+/// (`1`): segments then cross nodes (what the multi-node tests prove works).
+pub const SPREAD_VAR: &str = "V6LAB_SPREAD";
 /// Namespace labs go to unless told otherwise.
 pub const DEFAULT_NAMESPACE: &str = "v6lab-labs";
 /// How long pods may take to be scheduled and run (image already on the node).
@@ -281,6 +284,8 @@ pub struct Kubernetes {
     start_timeout: Duration,
     pod_timeout: Duration,
     concurrency: usize,
+    /// Spread each lab's pods over the cluster's nodes ([`SPREAD_VAR`]).
+    spread: bool,
     /// The pod network, learnt from the first pod that runs.
     network: std::sync::Arc<tokio::sync::OnceCell<Network>>,
 }
@@ -314,6 +319,7 @@ impl Kubernetes {
             start_timeout: crate::docker::DEFAULT_START_TIMEOUT,
             pod_timeout: DEFAULT_POD_TIMEOUT,
             concurrency: crate::docker::DEFAULT_CONCURRENCY,
+            spread: std::env::var(SPREAD_VAR).is_ok_and(|v| v.trim() == "1"),
             network: Default::default(),
         }
     }
@@ -540,8 +546,11 @@ impl Kubernetes {
         };
         // The objects do not depend on the pod network; the segments' MTUs do (below).
         let provisional = Network::configured();
-        let rendered = render::render(spec, &self.namespace, &owner, &provisional)
+        let mut rendered = render::render(spec, &self.namespace, &owner, &provisional)
             .map_err(|e| Error::InvalidSpec(e.to_string()))?;
+        if self.spread {
+            render::spread(&mut rendered.pods, lab);
+        }
         let pp = PostParams::default();
         for cm in &rendered.config_maps {
             self.config_maps()

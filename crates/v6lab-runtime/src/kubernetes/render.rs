@@ -13,7 +13,7 @@ use crate::spec::{LabSpec, NodeSpec};
 use k8s_openapi::api::core::v1::{
     Capabilities, ConfigMap, ConfigMapVolumeSource, Container, EmptyDirVolumeSource, Pod,
     PodDNSConfig, PodSecurityContext, PodSpec, ResourceRequirements, SeccompProfile,
-    SecurityContext, Sysctl, Volume, VolumeMount,
+    SecurityContext, Sysctl, TopologySpreadConstraint, Volume, VolumeMount,
 };
 use k8s_openapi::api::networking::v1::{
     NetworkPolicy, NetworkPolicyEgressRule, NetworkPolicyIngressRule, NetworkPolicyPeer,
@@ -566,6 +566,30 @@ fn switch_pod(spec: &LabSpec, seg: &SegmentPlan, namespace: &str, owner: &OwnerR
             ..pod_common(None)
         }),
         ..Default::default()
+    }
+}
+
+/// Spreads a lab's pods evenly over the cluster's nodes (`topologySpreadConstraints` on
+/// `kubernetes.io/hostname`, at most one pod of difference, never broken): every segment then
+/// has members on more than one node. The default packs nothing and spreads nothing: the
+/// scheduler places pods where they fit.
+pub fn spread(pods: &mut [Pod], lab: &str) {
+    for p in pods.iter_mut() {
+        if let Some(spec) = p.spec.as_mut() {
+            spec.topology_spread_constraints = Some(vec![TopologySpreadConstraint {
+                max_skew: 1,
+                topology_key: "kubernetes.io/hostname".into(),
+                when_unsatisfiable: "DoNotSchedule".into(),
+                label_selector: Some(LabelSelector {
+                    match_labels: Some(BTreeMap::from([(
+                        names::LABEL_LAB.to_string(),
+                        names::label_value(lab),
+                    )])),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            }]);
+        }
     }
 }
 

@@ -388,3 +388,39 @@ fn pods_speak_only_vxlan_with_their_own_labs_pods() {
         assert_eq!(sel.match_labels.as_ref().unwrap()[names::LABEL_LAB], "l2");
     }
 }
+
+#[test]
+fn spreading_asks_for_an_even_split_of_the_labs_pods_over_hosts() {
+    let s = spec("nat64-dns64.yaml", "l1");
+    let mut r = render(&s, "v6lab", &owner(), &NET).unwrap();
+    assert!(r.pods.iter().all(|p| {
+        p.spec
+            .as_ref()
+            .unwrap()
+            .topology_spread_constraints
+            .is_none()
+    }));
+    spread(&mut r.pods, "l1");
+    for p in &r.pods {
+        let c = &p
+            .spec
+            .as_ref()
+            .unwrap()
+            .topology_spread_constraints
+            .as_ref()
+            .unwrap()[0];
+        assert_eq!(
+            (c.max_skew, c.when_unsatisfiable.as_str()),
+            (1, "DoNotSchedule")
+        );
+        assert_eq!(c.topology_key, "kubernetes.io/hostname");
+        let sel = c
+            .label_selector
+            .as_ref()
+            .unwrap()
+            .match_labels
+            .as_ref()
+            .unwrap();
+        assert_eq!(sel[names::LABEL_LAB], "l1");
+    }
+}
