@@ -526,7 +526,7 @@ fn a_lab_applied_with_kubectl_comes_up_and_ends_at_its_expiry() {
     // A topology with a mistake: Failed, with the located error, nothing made.
     apply(
         &ns,
-        &lab_manifest("broken", "nat64-dns64", 600).replace("prefix:", "prefx:"),
+        &lab_manifest("broken", "nat64-dns64", 600).replace("\n    segments:", "\n    segmets:"),
     );
     let broken = wait_for("the broken Lab to fail", Duration::from_secs(60), || {
         let l = lab_object(&ns, "broken")?;

@@ -103,6 +103,13 @@ pub fn rfc3339(secs: u64) -> String {
         .unwrap_or_default()
 }
 
+/// Whether an API server of this version passes EOF on a command's stdin (exec protocol v5, on
+/// by default from Kubernetes 1.30). `minor` may carry a `+` (`"30+"`).
+pub fn closes_stdin(major: &str, minor: &str) -> bool {
+    let num = |s: &str| -> u32 { s.trim_end_matches('+').parse().unwrap_or(0) };
+    (num(major), num(minor)) >= (1, 30)
+}
+
 /// Time left, to the minute, for people: `2h15m`, `7m`, `<1m`.
 pub fn left_text(secs: u64) -> String {
     let (h, m) = (secs / 3600, secs / 60 % 60);
@@ -286,6 +293,8 @@ pub struct Kubernetes {
     concurrency: usize,
     /// Spread each lab's pods over the cluster's nodes ([`SPREAD_VAR`]).
     spread: bool,
+    /// The API server passes EOF on a command's stdin (exec protocol v5, Kubernetes 1.30+).
+    stdin_eof: bool,
     /// The pod network, learnt from the first pod that runs.
     network: std::sync::Arc<tokio::sync::OnceCell<Network>>,
 }
@@ -307,8 +316,10 @@ impl Kubernetes {
             source: describe(&e).into(),
         };
         let client = Client::try_default().await.map_err(unreachable)?;
-        client.apiserver_version().await.map_err(unreachable)?;
-        Ok(Self::with_client(client, namespace))
+        let version = client.apiserver_version().await.map_err(unreachable)?;
+        let mut k = Self::with_client(client, namespace);
+        k.stdin_eof = closes_stdin(&version.major, &version.minor);
+        Ok(k)
     }
 
     pub fn with_client(client: Client, namespace: &str) -> Self {
@@ -320,6 +331,7 @@ impl Kubernetes {
             pod_timeout: DEFAULT_POD_TIMEOUT,
             concurrency: crate::docker::DEFAULT_CONCURRENCY,
             spread: std::env::var(SPREAD_VAR).is_ok_and(|v| v.trim() == "1"),
+            stdin_eof: false,
             network: Default::default(),
         }
     }
@@ -1296,7 +1308,7 @@ impl Runtime for Kubernetes {
     ) -> BoxFuture<'a, Result<i64, Error>> {
         Box::pin(async move {
             let pod = self.node_pod(lab, node).await?;
-            exec::interactive(&self.pods(), &pod, argv, term)
+            exec::interactive(&self.pods(), &pod, argv, term, self.stdin_eof)
                 .await
                 .map_err(|e| exec_error(&pod, e))
         })
@@ -1312,7 +1324,7 @@ impl Runtime for Kubernetes {
     ) -> BoxFuture<'a, Result<Streamed, Error>> {
         Box::pin(async move {
             let pod = self.node_pod(lab, node).await?;
-            exec::streamed(&self.pods(), &pod, argv, pipes, deadline)
+            exec::streamed(&self.pods(), &pod, argv, pipes, deadline, self.stdin_eof)
                 .await
                 .map_err(|e| exec_error(&pod, e))
         })
@@ -1422,6 +1434,15 @@ mod tests {
             [59, 60, 3599, 3600, 8100].map(left_text),
             ["<1m", "1m", "59m", "1h0m", "2h15m"]
         );
+    }
+
+    #[test]
+    fn stdin_is_closed_only_where_the_exec_protocol_can_say_so() {
+        assert!(!closes_stdin("1", "20"));
+        assert!(!closes_stdin("1", "29+"));
+        assert!(closes_stdin("1", "30"));
+        assert!(closes_stdin("1", "33+"));
+        assert!(!closes_stdin("", ""));
     }
 
     #[test]

@@ -158,6 +158,21 @@ async fn status_of(p: &mut AttachedProcess) -> Result<i64, ExecError> {
     }
 }
 
+/// Copies `stdin` into a command's input until EOF, then closes the input if the API server can
+/// pass that on (`stdin_eof`); otherwise the input stays open (closing it would close the whole
+/// connection, output and exit status included). Never ends.
+async fn feed(
+    mut stdin: crate::runtime::Input,
+    mut input: tokio::io::WriteHalf<tokio::io::SimplexStream>,
+    stdin_eof: bool,
+) {
+    let _ = tokio::io::copy(&mut stdin, &mut input).await;
+    if stdin_eof {
+        let _ = input.shutdown().await;
+    }
+    std::future::pending::<()>().await;
+}
+
 /// Runs `argv` in `pod` and keeps its output within `limits`.
 pub async fn captured(
     pods: &Api<Pod>,
@@ -260,18 +275,19 @@ pub async fn captured(
 }
 
 /// Runs `argv` in `pod` without a TTY, piped through `pipes`, read no faster than written.
-/// The API server's exec protocol before Kubernetes 1.29 (v4) cannot close a command's stdin:
-/// there, EOF on `pipes.stdin` is not passed on, and a command reading its stdin to the end
-/// waits for its deadline.
+/// The API server's exec protocol before Kubernetes 1.30 (v4) cannot close a command's stdin
+/// (`stdin_eof` false): there, EOF on `pipes.stdin` is not passed on, and a command reading its
+/// stdin to the end waits for its deadline.
 pub async fn streamed(
     pods: &Api<Pod>,
     pod: &str,
     argv: &[String],
     pipes: Pipes<'_>,
     deadline: Option<Duration>,
+    stdin_eof: bool,
 ) -> Result<Streamed, ExecError> {
     let Pipes {
-        mut stdin,
+        stdin,
         stdout,
         stderr,
     } = pipes;
@@ -283,13 +299,9 @@ pub async fn streamed(
     };
     let work = async {
         let mut p = start(pods, pod, marked(argv, &mark), &params(false, true)).await?;
-        let mut input = p.stdin().expect("stdin asked for");
+        let input = p.stdin().expect("stdin asked for");
         let (mut out, mut err) = (p.stdout(), p.stderr());
-        let feed = async move {
-            let _ = tokio::io::copy(&mut stdin, &mut input).await;
-            let _ = input.shutdown().await;
-            std::future::pending::<()>().await;
-        };
+        let feed = feed(stdin, input, stdin_eof);
         let copy = async {
             let (mut b1, mut b2) = (vec![0u8; 16 * 1024], vec![0u8; 16 * 1024]);
             while out.is_some() || err.is_some() {
@@ -342,9 +354,10 @@ pub async fn interactive(
     pod: &str,
     argv: &[String],
     term: Terminal<'_>,
+    stdin_eof: bool,
 ) -> Result<i64, ExecError> {
     let Terminal {
-        mut stdin,
+        stdin,
         stdout,
         mut resize,
     } = term;
@@ -355,14 +368,10 @@ pub async fn interactive(
         mark: Some(mark.clone()),
     };
     let mut p = start(pods, pod, marked(argv, &mark), &params(true, true)).await?;
-    let mut input = p.stdin().expect("stdin asked for");
+    let input = p.stdin().expect("stdin asked for");
     let mut out = p.stdout().expect("stdout asked for");
     let mut sizes = p.terminal_size();
-    let feed = async move {
-        let _ = tokio::io::copy(&mut stdin, &mut input).await;
-        let _ = input.shutdown().await;
-        std::future::pending::<()>().await;
-    };
+    let feed = feed(stdin, input, stdin_eof);
     let resizing = async move {
         while let Some((cols, rows)) = resize.next().await {
             if let Some(s) = sizes.as_mut() {
