@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Builds the v6lab controller's image without a registry: Debian bookworm minbase and
 # ca-certificates by mmdebstrap (from the host's Debian mirror, as the lab image), plus the v6lab
-# binary at /usr/local/bin/v6lab, `docker import`ed as v6lab/controller:<hash>, where <hash> is
-# taken from the binary and this script. Entrypoint `v6lab serve`; runs as uid/gid 65532 (user
-# `v6lab`, no login, no home) and needs nothing writable but its state directory /var/lib/v6lab.
+# binary at /usr/local/bin/v6lab and the lab image's recipe (deploy/images) at
+# /usr/share/v6lab/images, from which the controller knows the lab image's tag; `docker import`ed
+# as v6lab/controller:<hash>, where <hash> is taken from the binary, the recipe and this script.
+# Entrypoint `v6lab serve`; runs as uid/gid 65532 (user `v6lab`, no login, no home) and needs
+# nothing writable but its state directory /var/lib/v6lab.
 #
 #   usage: controller-image.sh [BINARY]    prints the image reference on stdout
 #
@@ -22,7 +24,7 @@ REPO=v6lab/controller
 UID_GID=65532
 cache=${V6LAB_IMAGE_CACHE:-/var/cache/v6lab/controller-image}
 
-case ${1:-} in -h | --help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
+case ${1:-} in -h | --help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;; esac
 [ $# -le 1 ] || die "usage: $0 [BINARY]"
 root=$(cd "$here/../.." && pwd)
 bin=${1:-}
@@ -45,7 +47,10 @@ sum=$(sha256sum "$bin" | cut -d' ' -f1)
 # The lab image's dpkg filter: no documentation but copyright files, no manual pages, no translations.
 nodoc=$root/deploy/images/rootfs/etc/dpkg/dpkg.cfg.d/01-v6lab-nodoc
 [ -f "$nodoc" ] || die "missing $nodoc"
-hash=$( { echo "$sum"; cat "$0" "$nodoc"; } | sha256sum | cut -c1-12)
+recipe=$root/deploy/images
+[ -f "$recipe/packages.txt" ] && [ -f "$recipe/mkrootfs.sh" ] || die "missing the lab image's recipe in $recipe"
+recipe_sum=$(cd "$recipe" && find . -type f -print0 | sort -z | xargs -0 sha256sum | sha256sum | cut -d' ' -f1)
+hash=$( { echo "$sum $recipe_sum"; cat "$0" "$nodoc"; } | sha256sum | cut -c1-12)
 ref=$REPO:$hash
 if docker image inspect "$ref" >/dev/null 2>&1; then echo "$ref"; exit 0; fi
 
@@ -103,7 +108,10 @@ work=$(mktemp -d "${TMPDIR:-/tmp}/v6lab-controller-image.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 cp "$base" "$work/image.tar"
 install -D -m 0755 "$bin" "$work/root/usr/local/bin/v6lab"
-tar -C "$work/root" --owner=0 --group=0 --numeric-owner -rf "$work/image.tar" ./usr/local/bin/v6lab
+mkdir -p "$work/root/usr/share/v6lab"
+cp -R "$recipe" "$work/root/usr/share/v6lab/images"
+tar -C "$work/root" --owner=0 --group=0 --numeric-owner --mode=u+rwX,go+rX,go-w \
+  -rf "$work/image.tar" ./usr/local/bin/v6lab ./usr/share/v6lab
 docker import \
   --change 'ENTRYPOINT ["/usr/local/bin/v6lab", "serve"]' \
   --change "USER $UID_GID:$UID_GID" \
