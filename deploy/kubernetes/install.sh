@@ -130,7 +130,7 @@ grep -q "image: $PLACEHOLDER\$" "$here/controller.yaml" || die "controller.yaml 
 # Is the image on any node? (A node reports at most 50 of its images: a warning only.)
 if ! kc get nodes -o jsonpath='{range .items[*]}{range .status.images[*]}{range .names[*]}{@}{"\n"}{end}{end}{end}' 2>/dev/null \
     | grep -qE "^(docker\.io/)?$(printf '%s' "$image" | sed 's/[.]/\\./g')\$"; then
-  log "warning: no node reports holding $image; load it first (load-images.sh), or the pod waits in ErrImageNeverPull"
+  log "warning: no node reports holding $image (yet: nodes report their images every few seconds); load it first (load-images.sh), or the pod waits in ErrImageNeverPull"
 fi
 
 log "applying crd.yaml"
