@@ -13,6 +13,8 @@
 #                           v6lab-state (for clusters without a default storage class; a new
 #                           controller pod starts with an empty store: see docs/kubernetes.md)
 #   --timeout SECONDS       how long to wait for the controller (default 300)
+#   --api-server HOST:PORT  where the controller reaches the API server, for clusters whose pods
+#                           cannot use its Service address (no kube-proxy, as the test cluster)
 #
 # Needs kubectl ($KUBECTL, else kubectl on PATH) as a cluster administrator (KUBECONFIG or
 # ~/.kube/config), and the images on the nodes first (load-images.sh).
@@ -20,7 +22,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 log() { printf 'install: %s\n' "$*" >&2; }
 die() { printf 'install: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 NS=v6lab
 LABS_NS=v6lab-labs
@@ -29,12 +31,13 @@ DEPLOY=v6lab-controller
 SELECTOR=app.kubernetes.io/name=v6lab-controller
 PLACEHOLDER=v6lab/controller:set-by-install.sh
 
-image=""; ephemeral=0; timeout=300; check=1; only_check=0
+image=""; ephemeral=0; timeout=300; check=1; only_check=0; api=""
 while [ $# -gt 0 ]; do
   case $1 in
     --controller-image) [ $# -ge 2 ] || usage; image=$2; shift 2 ;;
     --ephemeral-state) ephemeral=1; shift ;;
     --timeout) [ $# -ge 2 ] || usage; timeout=$2; shift 2 ;;
+    --api-server) [ $# -ge 2 ] || usage; api=$2; shift 2 ;;
     --skip-permission-check) check=0; shift ;;
     --check-permissions) only_check=1; shift ;;
     -h | --help) usage ;;
@@ -42,6 +45,11 @@ while [ $# -gt 0 ]; do
   esac
 done
 [[ $timeout =~ ^[0-9]+$ ]] && [ "$timeout" -gt 0 ] || die "--timeout takes a number of seconds, not '$timeout'"
+if [ -n "$api" ]; then
+  [[ $api =~ ^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):([0-9]+)$ ]] || die "--api-server takes HOST:PORT ([IPv6]:PORT), not '$api'"
+  api_host=${BASH_REMATCH[1]} api_port=${BASH_REMATCH[2]}
+  api_host=${api_host#[}; api_host=${api_host%]}
+fi
 kubectl=${KUBECTL:-kubectl}
 command -v "$kubectl" >/dev/null || die "no kubectl (install it, or set KUBECTL to its path)"
 kc() { "$kubectl" "$@"; }
@@ -145,10 +153,19 @@ if [ $check -eq 1 ]; then
 fi
 
 # controller.yaml with the image set; with --ephemeral-state, without the claim and with an
-# emptyDir as the state volume.
+# emptyDir as the state volume; with --api-server, the address the in-cluster client uses.
 render() {
   local m
   m=$(sed "s|image: $PLACEHOLDER\$|image: $image|" "$here/controller.yaml")
+  if [ -n "$api" ]; then
+    m=$(awk -v h="$api_host" -v p="$api_port" '!done && /^          ports:$/ {
+          print "          env:"
+          print "            - {name: KUBERNETES_SERVICE_HOST, value: \"" h "\"}"
+          print "            - {name: KUBERNETES_SERVICE_PORT, value: \"" p "\"}"
+          done = 1 }
+        { print }' <<<"$m")
+    grep -q KUBERNETES_SERVICE_HOST <<<"$m" || die "controller.yaml changed: --api-server cannot set the address"
+  fi
   if [ $ephemeral -eq 1 ]; then
     m=$(awk 'BEGIN { RS = "\n---\n"; ORS = "\n---\n" } !/kind: PersistentVolumeClaim/' <<<"$m" \
       | sed -e '/^          persistentVolumeClaim:$/{N;s/.*/          emptyDir: {}/}')
@@ -156,7 +173,7 @@ render() {
   fi
   printf '%s\n' "$m"
 }
-log "applying controller.yaml (image $image$([ $ephemeral -eq 0 ] || echo ', state on an emptyDir'))"
+log "applying controller.yaml (image $image$([ $ephemeral -eq 0 ] || echo ', state on an emptyDir')$([ -z "$api" ] || echo ", API server $api"))"
 render | kc apply -f - >/dev/null
 
 # Waits until the Deployment's current generation has its one pod ready and no other pod left,
