@@ -10,7 +10,7 @@
 #   usage: controller-image.sh [BINARY]    prints the image reference on stdout
 #
 # BINARY defaults to target/release/v6lab, else target/debug/v6lab, of this checkout. The base
-# (the mmdebstrap tarball, about 130 MB) is cached by a hash of this script under
+# (the mmdebstrap tarball, about 135 MB) is cached by a hash of this script under
 # $V6LAB_IMAGE_CACHE (default /var/cache/v6lab/controller-image), so a new binary costs one
 # `docker import`. Environment: V6LAB_DEBIAN_MIRROR overrides the mirror, V6LAB_DEBIAN_SECURITY
 # the security archive ("none": without it).
