@@ -15,6 +15,8 @@
 #   --timeout SECONDS       how long to wait for the controller (default 300)
 #   --api-server HOST:PORT  where the controller reaches the API server, for clusters whose pods
 #                           cannot use its Service address (no kube-proxy, as the test cluster)
+#   --pod-mtu N             the pod network's MTU, when it is not 1500 (segments get N - 50)
+#   --pod-ipv6              pod addresses are IPv6 (segments get N - 70)
 #
 # Needs kubectl ($KUBECTL, else kubectl on PATH) as a cluster administrator (KUBECONFIG or
 # ~/.kube/config), and the images on the nodes first (load-images.sh).
@@ -22,7 +24,7 @@ set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 log() { printf 'install: %s\n' "$*" >&2; }
 die() { printf 'install: %s\n' "$*" >&2; exit 1; }
-usage() { sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,22p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 NS=v6lab
 LABS_NS=v6lab-labs
@@ -31,13 +33,15 @@ DEPLOY=v6lab-controller
 SELECTOR=app.kubernetes.io/name=v6lab-controller
 PLACEHOLDER=v6lab/controller:set-by-install.sh
 
-image=""; ephemeral=0; timeout=300; check=1; only_check=0; api=""
+image=""; ephemeral=0; timeout=300; check=1; only_check=0; api=""; pod_mtu=1500; pod_ipv6=0
 while [ $# -gt 0 ]; do
   case $1 in
     --controller-image) [ $# -ge 2 ] || usage; image=$2; shift 2 ;;
     --ephemeral-state) ephemeral=1; shift ;;
     --timeout) [ $# -ge 2 ] || usage; timeout=$2; shift 2 ;;
     --api-server) [ $# -ge 2 ] || usage; api=$2; shift 2 ;;
+    --pod-mtu) [ $# -ge 2 ] || usage; pod_mtu=$2; shift 2 ;;
+    --pod-ipv6) pod_ipv6=1; shift ;;
     --skip-permission-check) check=0; shift ;;
     --check-permissions) only_check=1; shift ;;
     -h | --help) usage ;;
@@ -45,6 +49,9 @@ while [ $# -gt 0 ]; do
   esac
 done
 [[ $timeout =~ ^[0-9]+$ ]] && [ "$timeout" -gt 0 ] || die "--timeout takes a number of seconds, not '$timeout'"
+[[ $pod_mtu =~ ^[0-9]+$ ]] && [ "$pod_mtu" -ge 1330 ] && [ "$pod_mtu" -le 65535 ] \
+  || die "--pod-mtu takes the pod network's MTU, at least 1330 (IPv6 needs 1280 after VXLAN's 50 bytes), not '$pod_mtu'"
+[ "$pod_ipv6" = 0 ] || [ "$pod_mtu" -ge 1350 ] || die "--pod-mtu with --pod-ipv6 takes at least 1350 (VXLAN over IPv6 costs 70 bytes), not $pod_mtu"
 if [ -n "$api" ]; then
   [[ $api =~ ^([A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\]):([0-9]+)$ ]] || die "--api-server takes HOST:PORT ([IPv6]:PORT), not '$api'"
   api_host=${BASH_REMATCH[1]} api_port=${BASH_REMATCH[2]}
@@ -153,17 +160,19 @@ if [ $check -eq 1 ]; then
 fi
 
 # controller.yaml with the image set; with --ephemeral-state, without the claim and with an
-# emptyDir as the state volume; with --api-server, the address the in-cluster client uses.
+# emptyDir as the state volume; the pod network; with --api-server, the address the in-cluster
+# client uses.
 render() {
   local m
-  m=$(sed "s|image: $PLACEHOLDER\$|image: $image|" "$here/controller.yaml")
+  m=$(sed -e "s|image: $PLACEHOLDER\$|image: $image|" \
+    -e "/- name: V6LAB_POD_MTU\$/{n;s|value: .*|value: \"$pod_mtu\"|}" \
+    -e "/- name: V6LAB_POD_IPV6\$/{n;s|value: .*|value: \"$pod_ipv6\"|}" "$here/controller.yaml")
+  grep -qx "              value: \"$pod_mtu\"" <<<"$m" || die "controller.yaml changed: cannot set V6LAB_POD_MTU"
   if [ -n "$api" ]; then
-    m=$(awk -v h="$api_host" -v p="$api_port" '!done && /^          ports:$/ {
-          print "          env:"
+    m=$(awk -v h="$api_host" -v p="$api_port" '{ print } !done && /^          env:$/ {
           print "            - {name: KUBERNETES_SERVICE_HOST, value: \"" h "\"}"
           print "            - {name: KUBERNETES_SERVICE_PORT, value: \"" p "\"}"
-          done = 1 }
-        { print }' <<<"$m")
+          done = 1 }' <<<"$m")
     grep -q KUBERNETES_SERVICE_HOST <<<"$m" || die "controller.yaml changed: --api-server cannot set the address"
   fi
   if [ $ephemeral -eq 1 ]; then
@@ -232,8 +241,22 @@ while :; do
 done
 log "controller ready after $(($(date +%s) - t0)) s"
 
-# How to reach it.
+# The pod network as the controller's own pod sees it, against what labs are planned for.
 pod=$(kc -n "$NS" get pods -l "$SELECTOR" --field-selector=status.phase=Running -o jsonpath='{.items[0].metadata.name}')
+seen_mtu=$(kc -n "$NS" exec "$pod" -- cat /sys/class/net/eth0/mtu 2>/dev/null | tr -dc 0-9) || true
+seen_ipv6=1
+[[ " $(kc -n "$NS" get pod "$pod" -o jsonpath='{.status.podIPs[*].ip}') " == *.* ]] && seen_ipv6=0
+if [ -n "$seen_mtu" ]; then
+  planned=$((pod_mtu - (pod_ipv6 ? 70 : 50))) fits=$((seen_mtu - (seen_ipv6 ? 70 : 50)))
+  again="install.sh again with --pod-mtu $seen_mtu$([ "$seen_ipv6" = 0 ] || echo ' --pod-ipv6')"
+  if [ "$fits" -lt "$planned" ]; then
+    log "warning: the pod network (MTU $seen_mtu$([ "$seen_ipv6" = 0 ] || echo ', IPv6')) carries segments of $fits bytes, labs are planned with $planned: they will not start until you run $again"
+  elif [ "$fits" -gt "$planned" ]; then
+    log "note: labs are planned with segments of $planned bytes, the pod network (MTU $seen_mtu) carries $fits: run $again to use them"
+  fi
+fi
+
+# How to reach it.
 node=$(kc -n "$NS" get pod "$pod" -o jsonpath='{.spec.nodeName}')
 node_ip=$(kc get node "$node" -o jsonpath='{.status.addresses[?(@.type=="ExternalIP")].address}')
 [ -n "$node_ip" ] || node_ip=$(kc get node "$node" -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}')
