@@ -4,8 +4,8 @@
 # (polling, with a deadline) until the controller is ready, and prints how to reach it.
 # Re-running it upgrades in place (a new controller image rolls the Deployment).
 #
-#   install.sh [--controller-image REF] [--ephemeral-state] [--timeout SECONDS]
-#              [--skip-permission-check]
+#   install.sh [--controller-image REF] [--ephemeral-state] [--pod-mtu N [--pod-ipv6]]
+#              [--api-server HOST:PORT] [--timeout SECONDS] [--skip-permission-check]
 #   install.sh --check-permissions     only checks what the controller may and may not do
 #
 #   --controller-image REF  default: the newest v6lab/controller:<hash> in the local Docker engine
