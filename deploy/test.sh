@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of v6lab on this machine, set-up included: installs what is missing (Debian
 # packages), starts the Docker engine, builds v6lab and the lab image, then runs each tier: unit,
-# real-engine, browser. Every tier runs even when an earlier one fails; the command exits non-zero
+# real-engine, browser, Kubernetes (on a test cluster it builds once and caches). Every tier runs even when an earlier one fails; the command exits non-zero
 # if any failed, and prints a summary with each tier's time. Run as root (labs need the Docker
 # engine and netlink).
 set -uo pipefail
@@ -48,6 +48,21 @@ tier "unit" cargo test --workspace --locked --lib --bins --no-fail-fast
 tier "integration and real engine" \
   cargo test --workspace --locked --no-fail-fast --test '*' -- --test-threads 4
 tier "browser (headless chromium)" bash tests/browser/run.sh
+# The Kubernetes runtime on a real two-node cluster (deploy/kubernetes/test-cluster.sh: built
+# once from Debian's source package and cached in /var/cache/v6lab, then up in about a minute).
+# A cluster that was not running before is taken down again after.
+kubernetes_tier() {
+  local was_up=0 rc
+  bash deploy/kubernetes/test-cluster.sh status >/dev/null 2>&1 && was_up=1
+  bash deploy/kubernetes/test-cluster.sh up >/dev/null || return 1
+  /var/lib/v6lab/kubernetes/kubectl apply -f deploy/kubernetes/crd.yaml >/dev/null || return 1
+  KUBECONFIG=/var/lib/v6lab/kubernetes/admin.kubeconfig V6LAB_SPREAD=1 \
+    cargo test --workspace --locked --no-fail-fast --test kubernetes -- --ignored --test-threads 4
+  rc=$?
+  [ "$was_up" = 1 ] || bash deploy/kubernetes/test-cluster.sh down >/dev/null
+  return $rc
+}
+tier "kubernetes (test cluster)" kubernetes_tier
 
 echo "== summary"
 printf '  %s\n' "${summary[@]}"

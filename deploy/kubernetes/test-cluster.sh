@@ -313,6 +313,8 @@ cmd_status() {
     kc get nodes -o wide 2>&1 || true
   fi
   echo "build cache: $(ls "$K8S_CACHE/bin" 2>/dev/null | tr '\n' ' ')"
+  # Exit status: 0 when the cluster is up.
+  [ -n "$bin" ] && pid_of kube-apiserver >/dev/null
 }
 
 # One `up` or `down` at a time on this host.
