@@ -551,7 +551,13 @@ fn node_links(node: &str) -> (usize, usize, Vec<String>) {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&o.stdout);
-    let veths = text.lines().filter(|l| l.contains(" veth ")).count();
+    // Pods' veths (`veth...@ifN`); the node's own `eth0` is a veth too (Docker's), not a pod's.
+    let veths = text
+        .lines()
+        .filter(|l| {
+            l.contains(" veth ") && l.split(": ").nth(1).is_some_and(|n| n.starts_with("veth"))
+        })
+        .count();
     let vxlans = text.lines().filter(|l| l.contains(" vxlan ")).count();
     let bridges = text
         .lines()

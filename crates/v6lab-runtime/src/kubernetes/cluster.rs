@@ -24,6 +24,7 @@ use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod};
 use k8s_openapi::api::networking::v1::NetworkPolicy;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::runtime::{WatchStreamExt, reflector, watcher};
 use kube::{Client, Resource};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::IpAddr;
@@ -297,7 +298,21 @@ pub struct Kubernetes {
     stdin_eof: bool,
     /// The pod network, learnt from the first pod that runs.
     network: std::sync::Arc<tokio::sync::OnceCell<Network>>,
+    /// The namespace's Labs and lab pods, kept by watches (started at first use).
+    cache: std::sync::Arc<tokio::sync::OnceCell<Cache>>,
 }
+
+/// What the watches keep of the namespace: reading it costs the API server nothing, where a
+/// list per controller pass (every second) and per waiting lab (every 250 ms) would cost it a
+/// full read each.
+#[derive(Clone)]
+pub struct Cache {
+    pub labs: reflector::Store<Lab>,
+    pub pods: reflector::Store<Pod>,
+}
+
+/// How long the watches may take to read the namespace the first time.
+const CACHE_TIMEOUT: Duration = Duration::from_secs(60);
 
 impl std::fmt::Debug for Kubernetes {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -333,7 +348,72 @@ impl Kubernetes {
             spread: std::env::var(SPREAD_VAR).is_ok_and(|v| v.trim() == "1"),
             stdin_eof: false,
             network: Default::default(),
+            cache: Default::default(),
         }
+    }
+
+    /// The watched Labs and lab pods of the namespace, once both were read in full.
+    pub async fn cache(&self) -> Result<&Cache, Error> {
+        self.cache
+            .get_or_try_init(|| async {
+                fn keep<K>(api: Api<K>, config: watcher::Config) -> reflector::Store<K>
+                where
+                    K: kube::Resource<DynamicType = ()>
+                        + Clone
+                        + std::fmt::Debug
+                        + serde::de::DeserializeOwned
+                        + Send
+                        + Sync
+                        + 'static,
+                {
+                    let (store, writer) = reflector::store();
+                    let stream = reflector::reflector(writer, watcher(api, config))
+                        .default_backoff()
+                        .touched_objects()
+                        .for_each(|_| futures::future::ready(()));
+                    tokio::spawn(stream);
+                    store
+                }
+                let cache = Cache {
+                    labs: keep(self.labs(), watcher::Config::default()),
+                    pods: keep(
+                        self.pods(),
+                        watcher::Config::default().labels(names::LABEL_LAB),
+                    ),
+                };
+                let ready = async {
+                    cache.labs.wait_until_ready().await.ok();
+                    cache.pods.wait_until_ready().await.ok();
+                };
+                tokio::time::timeout(CACHE_TIMEOUT, ready)
+                    .await
+                    .map_err(|_| Error::Engine {
+                        context: format!("Kubernetes API: watching namespace {}", self.namespace),
+                        source: format!(
+                            "Labs and pods not read within {}s (does v6lab have `watch` on them?)",
+                            CACHE_TIMEOUT.as_secs()
+                        )
+                        .into(),
+                    })?;
+                Ok(cache)
+            })
+            .await
+    }
+
+    /// The lab pods of `lab` (or of every lab) as the watch has them.
+    async fn cached_pods(&self, lab: Option<&str>) -> Result<Vec<std::sync::Arc<Pod>>, Error> {
+        let want = lab.map(names::label_value);
+        Ok(self.cache().await?.pods.state_filter(|p| {
+            let of = p
+                .metadata
+                .labels
+                .as_ref()
+                .and_then(|l| l.get(names::LABEL_LAB));
+            match &want {
+                Some(w) => of == Some(w),
+                None => of.is_some(),
+            }
+        }))
     }
 
     pub fn namespace(&self) -> &str {
@@ -707,14 +787,10 @@ impl Kubernetes {
         let deadline = Instant::now() + self.pod_timeout;
         let mut started = BTreeSet::new();
         loop {
-            let pods = self
-                .pods()
-                .list(&selector(Some(lab)))
-                .await
-                .map_err(api_err(format!("listing the pods of lab {lab}")))?;
+            let pods = self.cached_pods(Some(lab)).await?;
             let mut ips = BTreeMap::new();
             let mut waiting = Vec::new();
-            for p in &pods.items {
+            for p in &pods {
                 let name = p.metadata.name.clone().unwrap_or_default();
                 match running(p) {
                     Some(ip) => {
@@ -982,21 +1058,23 @@ impl Kubernetes {
     /// Every lab in the namespace. Labs applied with kubectl that have no pod yet are left out:
     /// the Lab operator is making them, and a controller must not take them for leftovers.
     pub async fn list(&self) -> Result<Vec<LabSummary>, Error> {
-        let labs = self
-            .labs()
-            .list(&ListParams::default())
-            .await
-            .map_err(api_err("listing Labs"))?;
-        let pods = self
-            .pods()
-            .list(&selector(None).labels(&format!("{}=node", names::LABEL_ROLE)))
-            .await
-            .map_err(api_err("listing pods"))?;
+        let labs = self.cache().await?.labs.state();
+        let pods: Vec<std::sync::Arc<Pod>> = self
+            .cached_pods(None)
+            .await?
+            .into_iter()
+            .filter(|p| {
+                p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(names::LABEL_ROLE))
+                    .is_some_and(|r| r == "node")
+            })
+            .collect();
         let mut out = Vec::new();
-        for l in &labs.items {
+        for l in &labs {
             let name = l.metadata.name.clone().unwrap_or_default();
-            let mine: Vec<&Pod> = pods
-                .items
+            let mine: Vec<&std::sync::Arc<Pod>> = pods
                 .iter()
                 .filter(|p| {
                     p.metadata
@@ -1132,20 +1210,17 @@ impl Kubernetes {
     /// Labs with objects but no node pod (what a killed `up` left), Labs applied with kubectl
     /// and still being made excepted.
     pub async fn stray_labs(&self) -> Result<BTreeSet<String>, Error> {
-        let lp = selector(None);
-        let lab_of = |m: &kube::api::ObjectMeta| {
-            m.labels
+        // ConfigMaps and NetworkPolicies need no look: their Lab owns them (a Lab with no node
+        // pod is in `list`, with 0 nodes), or the garbage collector removes them.
+        let lab_of = |p: &Pod| {
+            p.metadata
+                .labels
                 .as_ref()
                 .and_then(|l| l.get(names::LABEL_LAB))
                 .cloned()
         };
-        let pods = self
-            .pods()
-            .list(&lp)
-            .await
-            .map_err(api_err("listing pods"))?;
+        let pods = self.cached_pods(None).await?;
         let with_nodes: BTreeSet<String> = pods
-            .items
             .iter()
             .filter(|p| {
                 p.metadata
@@ -1154,34 +1229,20 @@ impl Kubernetes {
                     .and_then(|l| l.get(names::LABEL_ROLE))
                     .is_some_and(|r| r == "node")
             })
-            .filter_map(|p| lab_of(&p.metadata))
+            .filter_map(|p| lab_of(p))
             .collect();
-        let mut all: BTreeSet<String> = pods
-            .items
-            .iter()
-            .filter_map(|p| lab_of(&p.metadata))
-            .collect();
-        for c in self
-            .config_maps()
-            .list(&lp)
-            .await
-            .map_err(api_err("listing ConfigMaps"))?
-            .items
-        {
-            all.extend(lab_of(&c.metadata));
-        }
         let kubectl: BTreeSet<String> = self
-            .labs()
-            .list(&ListParams::default())
-            .await
-            .map_err(api_err("listing Labs"))?
-            .items
-            .into_iter()
+            .cache()
+            .await?
+            .labs
+            .state()
+            .iter()
             .filter(|l| l.spec.owner == OWNER_KUBECTL)
-            .filter_map(|l| l.metadata.name)
+            .filter_map(|l| l.metadata.name.clone())
             .collect();
-        Ok(all
-            .into_iter()
+        Ok(pods
+            .iter()
+            .filter_map(|p| lab_of(p))
             .filter(|l| !with_nodes.contains(l) && !kubectl.contains(l))
             .collect())
     }

@@ -17,7 +17,7 @@ use super::cluster::{
 use super::crd::{Lab, LabPhase};
 use crate::from_plan::{Apply, lab_spec};
 use crate::runtime::{Error, NoopObserver};
-use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::api::{Api, Patch, PatchParams};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -67,7 +67,13 @@ pub struct Operator {
     max_lifetime: u64,
     /// Labs being made or removed here, with what cancels their making.
     busy: Mutex<BTreeMap<String, CancellationToken>>,
+    /// When each Lab was last finished here: the watched Labs may lag behind a status just
+    /// written, and a Lab just made must not look half-made.
+    finished: Mutex<BTreeMap<String, std::time::Instant>>,
 }
+
+/// How long after finishing a Lab its watched status is not trusted to say "half-made".
+const SETTLE: Duration = Duration::from_secs(10);
 
 fn now() -> u64 {
     std::time::SystemTime::now()
@@ -83,6 +89,7 @@ impl Operator {
             image,
             max_lifetime,
             busy: Mutex::new(BTreeMap::new()),
+            finished: Mutex::new(BTreeMap::new()),
         })
     }
 
@@ -105,17 +112,21 @@ impl Operator {
 
     /// One look at every Lab; what it starts runs in the background.
     pub async fn pass(self: Arc<Self>) -> Result<(), Error> {
-        let labs = self
-            .labs()
-            .list(&ListParams::default())
-            .await
-            .map_err(|e| Error::Engine {
-                context: "Kubernetes API: listing Labs".into(),
-                source: Box::new(e),
-            })?;
+        let labs: Vec<Lab> = self
+            .rt
+            .cache()
+            .await?
+            .labs
+            .state()
+            .iter()
+            .map(|l| (**l).clone())
+            .collect();
         let now = now();
+        self.finished
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .retain(|_, t| t.elapsed() < SETTLE);
         let names: Vec<String> = labs
-            .items
             .iter()
             .filter_map(|l| l.metadata.name.clone())
             .collect();
@@ -128,15 +139,22 @@ impl Operator {
                 }
             }
         }
-        for lab in labs.items {
+        for lab in labs {
             let Some(name) = lab.metadata.name.clone() else {
                 continue;
             };
-            let busy = self
-                .busy
+            let settling = self
+                .finished
                 .lock()
                 .unwrap_or_else(|p| p.into_inner())
-                .contains_key(&name);
+                .get(&name)
+                .is_some_and(|t| t.elapsed() < SETTLE);
+            let busy = settling
+                || self
+                    .busy
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .contains_key(&name);
             let decision = decide(&lab, now, busy);
             if decision == Decision::Leave || (decision == Decision::Expire && busy) {
                 if decision == Decision::Expire {
@@ -164,6 +182,10 @@ impl Operator {
                     }
                     _ => me.make(lab, &token).await,
                 }
+                me.finished
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .insert(name.clone(), std::time::Instant::now());
                 me.busy
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
