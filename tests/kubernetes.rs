@@ -514,6 +514,9 @@ fn a_lab_applied_with_kubectl_comes_up_and_ends_at_its_expiry() {
     assert_eq!(ready["status"]["ready"], "3/3");
     assert!(ready["status"]["left"].is_string(), "{ready}");
     assert_eq!(ready["status"]["segments"].as_array().unwrap().len(), 2);
+    // Each node's addresses, read in its pod: gw's static one on lan6.
+    let nodes = ready["status"]["nodes"].to_string();
+    assert!(nodes.contains("eth1 2001:db8:1::1/64"), "{nodes}");
     // The lab works: the client's address came by SLAAC over the segment.
     ns.ok(
         "applied",

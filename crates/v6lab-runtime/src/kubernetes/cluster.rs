@@ -577,15 +577,21 @@ impl Kubernetes {
                         "every node is ready",
                     )],
                 );
-                s.nodes = spec
+                let reading: Vec<_> = spec
                     .nodes
                     .iter()
-                    .map(|n| crd::NodeStatus {
-                        name: n.name.clone(),
-                        pod: names::node_pod(lab, &n.name),
-                        addresses: Vec::new(),
+                    .map(|n| async move {
+                        crd::NodeStatus {
+                            name: n.name.clone(),
+                            pod: names::node_pod(lab, &n.name),
+                            addresses: self.addresses(lab, &n.name).await,
+                        }
                     })
                     .collect();
+                s.nodes = stream::iter(reading)
+                    .buffered(self.concurrency)
+                    .collect()
+                    .await;
                 s.segments = segments
                     .iter()
                     .map(|g| crd::SegmentStatus {
@@ -871,6 +877,29 @@ impl Kubernetes {
                 .is_some_and(|ip| ip.parse::<std::net::Ipv4Addr>().is_ok()),
             Err(_) => true,
         }
+    }
+
+    /// A ready node's global addresses on its lab interfaces (`eth1 2001:db8:1::1/64`), as
+    /// read in its pod; none if they cannot be read.
+    async fn addresses(&self, lab: &str, node: &str) -> Vec<String> {
+        let argv: Vec<String> = ["ip", "-j", "addr", "show"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let limits = ExecLimits::within(Duration::from_secs(10));
+        let Ok(out) = self.exec(lab, node, &argv, limits).await else {
+            return Vec::new();
+        };
+        parse_ip_json(&out.stdout)
+            .into_iter()
+            .filter(|i| i.name != render::POD_INTERFACE)
+            .flat_map(|i| {
+                i.addresses
+                    .into_iter()
+                    .filter(|a| a.scope == "global")
+                    .map(move |a| format!("{} {}/{}", i.name, a.address, a.prefix_len))
+            })
+            .collect()
     }
 
     /// Runs a pod's set-up as one script.
