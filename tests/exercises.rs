@@ -94,6 +94,11 @@ fn ospfv3() {
 }
 
 #[test]
+fn pmtud() {
+    exercises_prove_work("pmtud");
+}
+
+#[test]
 fn every_shipped_topology_is_covered() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../topologies");
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -116,6 +121,7 @@ fn every_shipped_topology_is_covered() {
             "ipv6-basics",
             "nat64-dns64",
             "ospfv3",
+            "pmtud",
             "static-routing"
         ],
         "a new topology needs its test above"
