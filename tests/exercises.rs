@@ -94,6 +94,11 @@ fn ospfv3() {
 }
 
 #[test]
+fn ipv6_only_464xlat() {
+    exercises_prove_work("ipv6-only-464xlat");
+}
+
+#[test]
 fn pmtud() {
     exercises_prove_work("pmtud");
 }
@@ -119,6 +124,7 @@ fn every_shipped_topology_is_covered() {
             "dhcpv6",
             "dual-stack",
             "ipv6-basics",
+            "ipv6-only-464xlat",
             "nat64-dns64",
             "ospfv3",
             "pmtud",
