@@ -95,6 +95,7 @@ pub fn command(c: &CheckPlan) -> String {
             source: Pref64Source::Dns,
             ..
         } => "dig +short +time=2 +tries=1 ipv4only.arpa AAAA".into(),
+        CheckKind::PathMtu { target, .. } => format!("ip route get {target}"),
     }
 }
 
@@ -385,7 +386,39 @@ pub fn judge(c: &CheckPlan, out: &Output) -> Verdict {
                 v(false, none)
             }
         }
+        CheckKind::PathMtu { target, mtu } => {
+            if out.exit_code != 0 {
+                return v(
+                    false,
+                    format!(
+                        "no route to {target}: {}",
+                        first_line(&out.stderr, &out.stdout)
+                    ),
+                );
+            }
+            match route_mtu(&out.stdout) {
+                Some(m) if m == *mtu => v(true, format!("path MTU toward {target} is {m}")),
+                Some(m) => v(false, format!("path MTU toward {target} is {m}, not {mtu}")),
+                None => v(
+                    false,
+                    format!("no path MTU learned toward {target}: no Packet Too Big arrived"),
+                ),
+            }
+        }
     }
+}
+
+/// The `mtu` of an `ip route get` answer: the path MTU, when one was learned or set.
+pub fn route_mtu(text: &str) -> Option<u32> {
+    let mut words = text.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "mtu" {
+            // `mtu lock 1280` when the MTU is locked.
+            let n = words.find(|x| *x != "lock")?;
+            return n.parse().ok();
+        }
+    }
+    None
 }
 
 /// The packets of `tcpdump -x` output, as bytes (from the network header on).
@@ -819,5 +852,21 @@ mod tests {
             "192.0.0.171".parse().unwrap(),
         );
         assert_eq!(ipv4only_prefix(a), Some("2001:db8::/32".parse().unwrap()));
+    }
+
+    #[test]
+    fn path_mtu_from_route_get() {
+        let c = check(CheckKind::PathMtu {
+            target: "2001:db8:1::2".parse().unwrap(),
+            mtu: 1280,
+        });
+        let learned = "2001:db8:1::2 from :: via 2001:db8:3::1 dev eth1 proto ra src 2001:db8:3::2 metric 1024 expires 597sec mtu 1280 hoplimit 64 pref medium\n";
+        assert!(judge(&c, &out(learned)).ok);
+        let none = "2001:db8:1::2 from :: via 2001:db8:3::1 dev eth1 proto ra src 2001:db8:3::2 metric 1024 hoplimit 64 pref medium\n";
+        let v = judge(&c, &out(none));
+        assert!(!v.ok);
+        assert!(v.detail.contains("no Packet Too Big"), "{}", v.detail);
+        assert_eq!(route_mtu("x mtu lock 1400 hoplimit 64"), Some(1400));
+        assert!(!judge(&c, &out("x mtu 1400")).ok);
     }
 }

@@ -396,7 +396,7 @@ pub struct SolutionStep {
 
 /// A check run inside a node. Exactly one kind key (`command`, `slaac`, `dhcpv6`,
 /// `default-route`, `ping`, `dns`, `http`, `route`, `daemon`, `ospf6-neighbor`, `bgp-session`,
-/// `pref64`).
+/// `pref64`, `path-mtu`).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Check {
@@ -454,6 +454,9 @@ pub struct Check {
     /// (`ra`, RFC 8781) or from `ipv4only.arpa` (`dns`, RFC 7050).
     #[serde(default)]
     pub pref64: Option<Sp<Pref64Source>>,
+    /// The node's path MTU toward a node or address is this (learned from Packet Too Big).
+    #[serde(default)]
+    pub path_mtu: Option<PathMtuCheck>,
     /// The check must fail (e.g. "an IPv6-only host cannot reach IPv4").
     #[serde(default)]
     pub expect_fail: bool,
@@ -514,6 +517,16 @@ pub struct Ping {
     /// Forbid fragmentation (path MTU exercises).
     #[serde(default)]
     pub dont_fragment: bool,
+}
+
+/// `path-mtu: {to: client, mtu: 1280}`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PathMtuCheck {
+    /// A node (its first address of the family) or an address.
+    pub to: Sp<String>,
+    /// The path MTU the node must have learned.
+    pub mtu: Sp<u32>,
 }
 
 /// Where a host learns the NAT64 prefix.

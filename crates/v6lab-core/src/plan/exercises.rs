@@ -153,6 +153,7 @@ impl Planner<'_> {
             ("ospf6-neighbor", c.ospf6_neighbor.is_some()),
             ("bgp-session", c.bgp_session.is_some()),
             ("pref64", c.pref64.is_some()),
+            ("path-mtu", c.path_mtu.is_some()),
         ];
         let present: Vec<&str> = kinds.iter().filter(|(_, p)| *p).map(|(k, _)| *k).collect();
         let all: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
@@ -493,6 +494,35 @@ impl Planner<'_> {
                     prefix: n.prefix,
                 },
                 format!("learns the NAT64 prefix {} {how}", n.prefix),
+            )
+        } else if let Some(p) = &c.path_mtu {
+            if !(68..=65535).contains(&p.mtu.value) {
+                self.err(
+                    p.mtu.loc,
+                    format!("{} is not an MTU", p.mtu.value),
+                    "write e.g. `1280` (IPv6's minimum)",
+                );
+            }
+            let family = if p.to.parse::<Ipv4Addr>().is_ok() {
+                IpFamily::Ipv4
+            } else {
+                IpFamily::Ipv6
+            };
+            let target = self.target_address(&p.to, family, nodes)?;
+            let Ok(target) = target.parse::<IpAddr>() else {
+                self.err(
+                    p.to.loc,
+                    format!("`{}` is not a node or an address", p.to.value),
+                    "name a node, or write its address",
+                );
+                return None;
+            };
+            (
+                CheckKind::PathMtu {
+                    target,
+                    mtu: p.mtu.value,
+                },
+                format!("path MTU toward {} is {}", p.to.value, p.mtu.value),
             )
         } else {
             return None;

@@ -433,6 +433,11 @@ pub enum CheckKind {
         source: Pref64Source,
         prefix: Ipv6Net,
     },
+    /// The node's route toward `target` carries a path MTU of `mtu`.
+    PathMtu {
+        target: IpAddr,
+        mtu: u32,
+    },
 }
 
 impl Plan {
