@@ -94,6 +94,16 @@ fn ospfv3() {
 }
 
 #[test]
+fn ipv6_only_464xlat() {
+    exercises_prove_work("ipv6-only-464xlat");
+}
+
+#[test]
+fn pmtud() {
+    exercises_prove_work("pmtud");
+}
+
+#[test]
 fn every_shipped_topology_is_covered() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../topologies");
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -114,8 +124,10 @@ fn every_shipped_topology_is_covered() {
             "dhcpv6",
             "dual-stack",
             "ipv6-basics",
+            "ipv6-only-464xlat",
             "nat64-dns64",
             "ospfv3",
+            "pmtud",
             "static-routing"
         ],
         "a new topology needs its test above"

@@ -2,7 +2,8 @@
 //! the command printed. Runtimes only execute; retrying until the deadline is theirs too.
 
 use crate::plan::{CheckKind, CheckPlan};
-use ipnet::IpNet;
+use crate::topology::Pref64Source;
+use ipnet::{IpNet, Ipv6Net};
 use serde::Serialize;
 use serde_json::Value;
 use std::net::{IpAddr, Ipv6Addr};
@@ -84,6 +85,17 @@ pub fn command(c: &CheckPlan) -> String {
         CheckKind::Daemon { process } => format!("pidof {}", quote(process)),
         CheckKind::Ospf6Neighbor { .. } => "vtysh -c 'show ipv6 ospf6 neighbor'".into(),
         CheckKind::BgpSession { peer } => format!("vtysh -c 'show bgp neighbors {peer}'"),
+        // The Router Advertisements arriving in the next seconds, as raw bytes.
+        CheckKind::Pref64 {
+            source: Pref64Source::Ra,
+            ..
+        } => "timeout 7 tcpdump -l -nn -x -c 8 -i any 'icmp6 and ip6[40] == 134' 2>/dev/null; true"
+            .into(),
+        CheckKind::Pref64 {
+            source: Pref64Source::Dns,
+            ..
+        } => "dig +short +time=2 +tries=1 ipv4only.arpa AAAA".into(),
+        CheckKind::PathMtu { target, .. } => format!("ip route get {target}"),
     }
 }
 
@@ -336,7 +348,165 @@ pub fn judge(c: &CheckPlan, out: &Output) -> Verdict {
                 v(false, format!("session with {peer} not Established"))
             }
         }
+        CheckKind::Pref64 { source, prefix } => {
+            let (learned, none) = match source {
+                Pref64Source::Ra => {
+                    let ras = captured_packets(&out.stdout);
+                    let learned: Vec<Ipv6Net> = ras.iter().filter_map(|p| ra_pref64(p)).collect();
+                    let none = if ras.is_empty() {
+                        "no Router Advertisement arrived".to_string()
+                    } else {
+                        format!("{} Router Advertisement(s), none with PREF64", ras.len())
+                    };
+                    (learned, none)
+                }
+                Pref64Source::Dns => {
+                    let learned: Vec<Ipv6Net> = out
+                        .stdout
+                        .lines()
+                        .filter_map(|l| l.trim().parse::<Ipv6Addr>().ok())
+                        .filter_map(ipv4only_prefix)
+                        .collect();
+                    let none = if out.stdout.trim().is_empty() || out.exit_code != 0 {
+                        "no AAAA answer for ipv4only.arpa".to_string()
+                    } else {
+                        format!(
+                            "ipv4only.arpa gives {}: no NAT64 prefix in it",
+                            out.stdout.split_whitespace().collect::<Vec<_>>().join(", ")
+                        )
+                    };
+                    (learned, none)
+                }
+            };
+            if learned.contains(prefix) {
+                v(true, format!("learned {prefix}"))
+            } else if let Some(other) = learned.first() {
+                v(false, format!("learned {other}, not the lab's {prefix}"))
+            } else {
+                v(false, none)
+            }
+        }
+        CheckKind::PathMtu { target, mtu } => {
+            if out.exit_code != 0 {
+                return v(
+                    false,
+                    format!(
+                        "no route to {target}: {}",
+                        first_line(&out.stderr, &out.stdout)
+                    ),
+                );
+            }
+            match route_mtu(&out.stdout) {
+                Some(m) if m == *mtu => v(true, format!("path MTU toward {target} is {m}")),
+                Some(m) => v(false, format!("path MTU toward {target} is {m}, not {mtu}")),
+                None => v(
+                    false,
+                    format!("no path MTU learned toward {target}: no Packet Too Big arrived"),
+                ),
+            }
+        }
     }
+}
+
+/// The `mtu` of an `ip route get` answer: the path MTU, when one was learned or set.
+pub fn route_mtu(text: &str) -> Option<u32> {
+    let mut words = text.split_whitespace();
+    while let Some(w) = words.next() {
+        if w == "mtu" {
+            // `mtu lock 1280` when the MTU is locked.
+            let n = words.find(|x| *x != "lock")?;
+            return n.parse().ok();
+        }
+    }
+    None
+}
+
+/// The packets of `tcpdump -x` output, as bytes (from the network header on).
+pub fn captured_packets(text: &str) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = Vec::new();
+    let mut cur: Option<Vec<u8>> = None;
+    for line in text.lines() {
+        let t = line.trim_start();
+        let hex = t
+            .strip_prefix("0x")
+            .and_then(|r| r.split_once(':'))
+            .filter(|_| line.starts_with(char::is_whitespace));
+        match hex {
+            Some((_, words)) => {
+                let bytes = cur.get_or_insert_with(Vec::new);
+                for w in words.split_whitespace() {
+                    let mut i = 0;
+                    while i + 2 <= w.len() {
+                        match u8::from_str_radix(&w[i..i + 2], 16) {
+                            Ok(b) => bytes.push(b),
+                            Err(_) => break,
+                        }
+                        i += 2;
+                    }
+                }
+            }
+            None if !line.starts_with(char::is_whitespace) => {
+                out.extend(cur.take().filter(|b| !b.is_empty()));
+            }
+            None => {}
+        }
+    }
+    out.extend(cur.filter(|b| !b.is_empty()));
+    out
+}
+
+/// The NAT64 prefix of an IPv6 packet carrying a Router Advertisement with a PREF64 option
+/// (RFC 8781: 13 bits of scaled lifetime, 3 of prefix length code, then 96 bits of prefix).
+pub fn ra_pref64(packet: &[u8]) -> Option<Ipv6Net> {
+    if packet.len() < 56 || packet[0] >> 4 != 6 || packet[6] != 58 || packet[40] != 134 {
+        return None;
+    }
+    let mut opts = &packet[56..];
+    while opts.len() >= 8 {
+        let len = usize::from(opts[1]) * 8;
+        if len == 0 || len > opts.len() {
+            return None;
+        }
+        if opts[0] == 38 && len == 16 {
+            let plc = opts[3] & 7;
+            let plen = match plc {
+                0 => 96,
+                1 => 64,
+                2 => 56,
+                3 => 48,
+                4 => 40,
+                5 => 32,
+                _ => return None,
+            };
+            let mut o = [0u8; 16];
+            o[..12].copy_from_slice(&opts[4..16]);
+            return Ipv6Net::new(Ipv6Addr::from(o), plen)
+                .ok()
+                .map(|n| n.trunc());
+        }
+        opts = &opts[len..];
+    }
+    None
+}
+
+/// The NAT64 prefix inside a synthesized AAAA of `ipv4only.arpa` (RFC 7050 section 3): the
+/// RFC 6052 length at which 192.0.0.170 or 192.0.0.171 is embedded.
+pub fn ipv4only_prefix(a: Ipv6Addr) -> Option<Ipv6Net> {
+    let o = a.octets();
+    for (len, pos) in [
+        (96u8, [12, 13, 14, 15]),
+        (64, [9, 10, 11, 12]),
+        (56, [7, 9, 10, 11]),
+        (48, [6, 7, 9, 10]),
+        (40, [5, 6, 7, 9]),
+        (32, [4, 5, 6, 7]),
+    ] {
+        let v4 = pos.map(|p| o[p]);
+        if v4 == [192, 0, 0, 170] || v4 == [192, 0, 0, 171] {
+            return Ipv6Net::new(a, len).ok().map(|n| n.trunc());
+        }
+    }
+    None
 }
 
 /// Applies `expect-fail`: the final pass/fail of one run.
@@ -584,5 +754,119 @@ mod tests {
             )
             .ok
         );
+    }
+
+    /// What `tcpdump -l -nn -x -i any` printed for gw's PREF64 RA on a lab (its checksum from
+    /// the kernel), then one of radvd's RAs (prefix, MTU and RDNSS options, no PREF64).
+    const CAPTURE: &str = "18:15:24.402899 eth1 M   IP6 fe80::64cd:cfff:feee:9869 > ff02::1: ICMP6, router advertisement, length 32
+	0x0000:  6000 8a24 0020 3aff fe80 0000 0000 0000
+	0x0010:  64cd cfff feee 9869 ff02 0000 0000 0000
+	0x0020:  0000 0000 0000 0001 8600 5965 0000 001e
+	0x0030:  0000 0000 0000 0000 2602 0258 2001 0db8
+	0x0040:  0064 0000 0000 0000
+18:15:25.100000 eth1 M   IP6 fe80::64cd:cfff:feee:9869 > ff02::1: ICMP6, router advertisement, length 32
+	0x0000:  6000 0000 0020 3aff fe80 0000 0000 0000
+	0x0010:  64cd cfff feee 9869 ff02 0000 0000 0000
+	0x0020:  0000 0000 0000 0001 8600 0000 4000 001e
+	0x0030:  0000 0000 0000 0000 0501 0000 0000 05dc
+	0x0040:  1902 0000 0000 001e 2001 0db8 0001 0000
+";
+
+    fn pref64(source: Pref64Source) -> CheckPlan {
+        check(CheckKind::Pref64 {
+            source,
+            prefix: "2001:db8:64::/96".parse().unwrap(),
+        })
+    }
+
+    fn out(stdout: &str) -> Output {
+        Output {
+            exit_code: 0,
+            stdout: stdout.into(),
+            stderr: String::new(),
+        }
+    }
+
+    #[test]
+    fn pref64_is_read_from_captured_router_advertisements() {
+        let packets = captured_packets(CAPTURE);
+        assert_eq!(packets.len(), 2);
+        assert_eq!(packets[0].len(), 72);
+        assert_eq!(
+            ra_pref64(&packets[0]),
+            Some("2001:db8:64::/96".parse().unwrap())
+        );
+        assert_eq!(ra_pref64(&packets[1]), None);
+        let c = pref64(Pref64Source::Ra);
+        assert!(judge(&c, &out(CAPTURE)).ok);
+        let second = CAPTURE.split_once("18:15:25").unwrap().1;
+        let v = judge(&c, &out(&format!("x{second}")));
+        assert!(!v.ok);
+        assert_eq!(v.detail, "1 Router Advertisement(s), none with PREF64");
+        assert_eq!(
+            judge(&c, &out("")).detail,
+            "no Router Advertisement arrived"
+        );
+        // The RA the lab renders is the one captured (bar the checksum).
+        let ra = crate::render::pref64_ra(
+            crate::topology::RaMode::Slaac,
+            "2001:db8:64::/96".parse().unwrap(),
+        );
+        let mut sent = packets[0][40..].to_vec();
+        sent[2..4].copy_from_slice(&[0, 0]);
+        assert_eq!(ra, sent);
+    }
+
+    #[test]
+    fn pref64_length_codes() {
+        let mut p = captured_packets(CAPTURE).remove(0);
+        p[59] = (p[59] & !7) | 1; // prefix length code 1: /64
+        assert_eq!(ra_pref64(&p), Some("2001:db8:64::/64".parse().unwrap()));
+        p[59] |= 7; // reserved code
+        assert_eq!(ra_pref64(&p), None);
+    }
+
+    #[test]
+    fn pref64_is_found_in_ipv4only_arpa() {
+        let c = pref64(Pref64Source::Dns);
+        assert!(judge(&c, &out("2001:db8:64::c000:aa\n2001:db8:64::c000:ab\n")).ok);
+        let v = judge(&c, &out("2001:db8:99::c000:ab\n"));
+        assert!(!v.ok);
+        assert_eq!(
+            v.detail,
+            "learned 2001:db8:99::/96, not the lab's 2001:db8:64::/96"
+        );
+        assert!(!judge(&c, &out("")).ok);
+        assert!(!judge(&c, &out("2001:db8:64::1\n")).ok);
+        // Other RFC 6052 lengths: /64 puts the IPv4 address after the u octet.
+        let a = crate::plan::embed_v4(
+            "2001:db8:1:2::/64".parse().unwrap(),
+            "192.0.0.170".parse().unwrap(),
+        );
+        assert_eq!(
+            ipv4only_prefix(a),
+            Some("2001:db8:1:2::/64".parse().unwrap())
+        );
+        let a = crate::plan::embed_v4(
+            "2001:db8::/32".parse().unwrap(),
+            "192.0.0.171".parse().unwrap(),
+        );
+        assert_eq!(ipv4only_prefix(a), Some("2001:db8::/32".parse().unwrap()));
+    }
+
+    #[test]
+    fn path_mtu_from_route_get() {
+        let c = check(CheckKind::PathMtu {
+            target: "2001:db8:1::2".parse().unwrap(),
+            mtu: 1280,
+        });
+        let learned = "2001:db8:1::2 from :: via 2001:db8:3::1 dev eth1 proto ra src 2001:db8:3::2 metric 1024 expires 597sec mtu 1280 hoplimit 64 pref medium\n";
+        assert!(judge(&c, &out(learned)).ok);
+        let none = "2001:db8:1::2 from :: via 2001:db8:3::1 dev eth1 proto ra src 2001:db8:3::2 metric 1024 hoplimit 64 pref medium\n";
+        let v = judge(&c, &out(none));
+        assert!(!v.ok);
+        assert!(v.detail.contains("no Packet Too Big"), "{}", v.detail);
+        assert_eq!(route_mtu("x mtu lock 1400 hoplimit 64"), Some(1400));
+        assert!(!judge(&c, &out("x mtu 1400")).ok);
     }
 }

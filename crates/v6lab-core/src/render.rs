@@ -7,7 +7,7 @@
 
 use crate::plan::{
     Assign4, Assign6, FilePlan, NodePlan, Ospf6InterfacePlan, PartPlan, Plan, ProbePlan, PtrPlan,
-    RoutePlan, StubZonePlan, ZonePlan,
+    RoutePlan, StubZonePlan, ZonePlan, embed_v4,
 };
 use crate::topology::{RaMode, Role};
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -85,6 +85,22 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "exec.sh",
         include_str!("../../../templates/node/exec.sh.tera"),
+    ),
+    (
+        "clat.conf",
+        include_str!("../../../templates/node/clat.conf.tera"),
+    ),
+    (
+        "clat.sh",
+        include_str!("../../../templates/node/clat.sh.tera"),
+    ),
+    (
+        "pref64.sh",
+        include_str!("../../../templates/node/pref64.sh.tera"),
+    ),
+    (
+        "pref64-send.sh",
+        include_str!("../../../templates/node/pref64-send.sh.tera"),
     ),
 ];
 
@@ -303,6 +319,7 @@ pub fn node(plan: &Plan, node: &NodePlan) -> Rendered {
             v4: has_v4,
             v6: has_v6,
             dns64_prefix: None,
+            ipv4only: Vec::new(),
             zones: &dns.zones,
             reverse_zones: &dns.reverse_zones,
             ptrs: &dns.ptrs,
@@ -334,6 +351,10 @@ pub fn node(plan: &Plan, node: &NodePlan) -> Rendered {
             v4: has_v4,
             v6: has_v6,
             dns64_prefix: r.dns64_prefix,
+            ipv4only: r
+                .dns64_prefix
+                .map(|p| IPV4ONLY_ARPA.map(|a| embed_v4(p, a)).to_vec())
+                .unwrap_or_default(),
             zones: &[],
             reverse_zones: &[],
             ptrs: &[],
@@ -374,6 +395,32 @@ pub fn node(plan: &Plan, node: &NodePlan) -> Rendered {
             vec![
                 process_probe("tayga"),
                 probe("nat64 device up", "ip link show nat64 | grep -q UP"),
+            ],
+        );
+    }
+    // 464XLAT's CLAT.
+    if let Some(c) = &services.clat {
+        let ctx = ClatCtx {
+            node: name,
+            interface: &c.interface,
+            ipv6: c.ipv6,
+            plat_prefix: c.plat_prefix,
+            ipv4: c.ipv4,
+            tayga_ipv4: c.tayga_ipv4,
+            mtu: c.mtu,
+        };
+        b.file(
+            format!("{NODE_DIR}/clat.conf"),
+            0o644,
+            render("clat.conf", &ctx),
+        );
+        b.part(
+            "clat",
+            format!("CLAT (tayga): IPv4 through {} to the PLAT", c.plat_prefix),
+            render("clat.sh", &ctx),
+            vec![
+                process_probe("tayga"),
+                probe("clat device up", "ip link show clat | grep -q UP"),
             ],
         );
     }
@@ -486,6 +533,60 @@ fn router_services(plan: &Plan, node: &NodePlan, b: &mut Rendered) {
             vec![process_probe("radvd")],
         );
     }
+    // PREF64 on the NAT64 segments it advertises on.
+    if let Some(n) = plan.nat64.as_ref().filter(|n| n.pref64) {
+        let interfaces: Vec<Pref64Interface> = node
+            .interfaces
+            .iter()
+            .filter_map(|i| {
+                let seg = seg_of(&i.segment);
+                (seg.nat64 && seg.ipv6.is_some() && seg.ra != RaMode::None).then(|| {
+                    Pref64Interface {
+                        name: &i.name,
+                        bytes: octal(&pref64_ra(seg.ra, n.prefix)),
+                    }
+                })
+            })
+            .collect();
+        if !interfaces.is_empty() {
+            let names: Vec<&str> = interfaces.iter().map(|i| i.name).collect();
+            let plc = pref64_plc(n.prefix.prefix_len());
+            b.file(
+                format!("{NODE_DIR}/pref64-send.sh"),
+                0o755,
+                render(
+                    "pref64-send.sh",
+                    &Pref64Send {
+                        node: name,
+                        prefix: n.prefix,
+                        router_lifetime: RA_ROUTER_LIFETIME,
+                        lifetime: PREF64_LIFETIME,
+                        plc,
+                        interfaces,
+                    },
+                ),
+            );
+            b.part(
+                "pref64",
+                format!(
+                    "NAT64 prefix {} in Router Advertisements (PREF64)",
+                    n.prefix
+                ),
+                render(
+                    "pref64.sh",
+                    &Pref64Sh {
+                        node: name,
+                        prefix: n.prefix,
+                        interfaces: names,
+                    },
+                ),
+                vec![probe(
+                    "PREF64 sender running",
+                    "pgrep -f /etc/v6lab/pref64-send.sh >/dev/null",
+                )],
+            );
+        }
+    }
     // The first router of each segment serves DHCP there.
     let dhcp_server = |seg: &str| -> Option<&str> {
         plan.nodes
@@ -565,6 +666,49 @@ fn router_services(plan: &Plan, node: &NodePlan, b: &mut Rendered) {
     }
 }
 
+/// radvd's router lifetime (3 x MaxRtrAdvInterval in radvd.conf): RAs carrying PREF64 repeat it,
+/// so they neither add nor withdraw a default router.
+const RA_ROUTER_LIFETIME: u16 = 30;
+/// Lifetime of the PREF64 option, seconds (a multiple of 8, at least 3 x the RA interval).
+const PREF64_LIFETIME: u16 = 600;
+/// ipv4only.arpa's IPv4 addresses (RFC 7050), embedded in the NAT64 prefix by DNS64.
+const IPV4ONLY_ARPA: [Ipv4Addr; 2] = [Ipv4Addr::new(192, 0, 0, 170), Ipv4Addr::new(192, 0, 0, 171)];
+
+/// RFC 8781's prefix length code.
+fn pref64_plc(len: u8) -> u8 {
+    match len {
+        64 => 1,
+        56 => 2,
+        48 => 3,
+        40 => 4,
+        32 => 5,
+        _ => 0,
+    }
+}
+
+/// A Router Advertisement (ICMPv6, checksum left to the kernel) with the segment's M and O
+/// flags, radvd's router lifetime and one PREF64 option.
+pub fn pref64_ra(ra: RaMode, prefix: Ipv6Net) -> Vec<u8> {
+    let flags = match ra {
+        RaMode::Dhcpv6Stateful => 0xc0,
+        RaMode::Dhcpv6Stateless => 0x40,
+        _ => 0,
+    };
+    let mut m = vec![134, 0, 0, 0, 0, flags];
+    m.extend(RA_ROUTER_LIFETIME.to_be_bytes());
+    m.extend([0; 8]);
+    let scaled = (PREF64_LIFETIME / 8) << 3 | u16::from(pref64_plc(prefix.prefix_len()));
+    m.extend([38, 2]);
+    m.extend(scaled.to_be_bytes());
+    m.extend(&prefix.network().octets()[..12]);
+    m
+}
+
+/// Bytes as octal escapes for the shell's `printf`.
+fn octal(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("\\{b:03o}")).collect()
+}
+
 /// `up.sh`: runs the node's parts in order, except those left to the student (listed as
 /// comments). Rendered once the exercises have marked them.
 pub fn up_script(node: &NodePlan) -> FilePlan {
@@ -633,6 +777,8 @@ struct UnboundConf<'a> {
     v4: bool,
     v6: bool,
     dns64_prefix: Option<Ipv6Net>,
+    /// AAAA records of ipv4only.arpa (with DNS64).
+    ipv4only: Vec<Ipv6Addr>,
     zones: &'a [ZonePlan],
     reverse_zones: &'a [String],
     ptrs: &'a [PtrPlan],
@@ -654,6 +800,44 @@ struct Nat64Ctx<'a> {
     pool: Ipv4Net,
     tayga_ipv4: Ipv4Addr,
     ipv4_interface: &'a str,
+}
+
+/// `clat.conf` and `clat.sh`.
+#[derive(Serialize)]
+struct ClatCtx<'a> {
+    node: &'a str,
+    interface: &'a str,
+    ipv6: Ipv6Addr,
+    plat_prefix: Ipv6Net,
+    ipv4: Ipv4Addr,
+    tayga_ipv4: Ipv4Addr,
+    mtu: u32,
+}
+
+/// `pref64.sh`.
+#[derive(Serialize)]
+struct Pref64Sh<'a> {
+    node: &'a str,
+    prefix: Ipv6Net,
+    interfaces: Vec<&'a str>,
+}
+
+/// `pref64-send.sh`.
+#[derive(Serialize)]
+struct Pref64Send<'a> {
+    node: &'a str,
+    prefix: Ipv6Net,
+    router_lifetime: u16,
+    lifetime: u16,
+    plc: u8,
+    interfaces: Vec<Pref64Interface<'a>>,
+}
+
+#[derive(Serialize)]
+struct Pref64Interface<'a> {
+    name: &'a str,
+    /// The RA as `printf` octal escapes.
+    bytes: String,
 }
 
 /// `radvd.conf`.
@@ -829,6 +1013,10 @@ mod tests {
             (
                 "nat64-dns64.yaml",
                 include_str!("../../../topologies/nat64-dns64.yaml"),
+            ),
+            (
+                "ipv6-only-464xlat.yaml",
+                include_str!("../../../topologies/ipv6-only-464xlat.yaml"),
             ),
         ] {
             if let Err((s, d)) = crate::plan_source(file, text.as_bytes()) {

@@ -184,6 +184,20 @@ pub fn plan_table(plan: &Plan) -> String {
             "\nNAT64: prefix {} on {}, IPv4 pool {} (out {}), DNS64 resolver {} ({})",
             n.prefix, n.translator, n.pool, n.ipv4_interface, n.resolver, n.resolver_address
         );
+        if n.pref64 {
+            let _ = writeln!(out, "PREF64: {} in RAs on NAT64 segments", n.prefix);
+        }
+    }
+    for (node, c) in plan
+        .nodes
+        .iter()
+        .filter_map(|n| n.services.clat.as_ref().map(|c| (n, c)))
+    {
+        let _ = writeln!(
+            out,
+            "CLAT: {} has IPv4 {} on `clat`, translated to {} on {}, PLAT prefix {}",
+            node.name, c.ipv4, c.ipv6, c.interface, c.plat_prefix
+        );
     }
     let parts: Vec<Vec<String>> = plan
         .nodes

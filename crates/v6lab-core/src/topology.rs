@@ -202,6 +202,10 @@ pub struct Node {
     /// Extra shell commands run (in order) after everything else is set up.
     #[serde(default)]
     pub exec: Vec<Sp<String>>,
+    /// 464XLAT: a CLAT on this host (tayga), so IPv4-only software works on an IPv6-only
+    /// segment; the lab's NAT64 translator is the PLAT. Hosts on NAT64 segments only.
+    #[serde(default)]
+    pub clat: Option<Sp<bool>>,
 }
 
 /// An interface: `eth1: SEGMENT`, or a mapping.
@@ -351,6 +355,9 @@ pub struct Nat64 {
     /// IPv4 pool for translated flows inside the translator. Default: a `/24` of `198.18.0.0/15`.
     #[serde(default)]
     pub pool: Option<Sp<String>>,
+    /// Advertise the NAT64 prefix in Router Advertisements on NAT64 segments (PREF64, RFC 8781).
+    #[serde(default)]
+    pub pref64: bool,
 }
 
 /// A task for the student.
@@ -388,7 +395,8 @@ pub struct SolutionStep {
 }
 
 /// A check run inside a node. Exactly one kind key (`command`, `slaac`, `dhcpv6`,
-/// `default-route`, `ping`, `dns`, `http`, `route`, `daemon`, `ospf6-neighbor`, `bgp-session`).
+/// `default-route`, `ping`, `dns`, `http`, `route`, `daemon`, `ospf6-neighbor`, `bgp-session`,
+/// `pref64`, `path-mtu`).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Check {
@@ -442,6 +450,13 @@ pub struct Check {
     /// FRR's BGP session with this peer (node or address) is Established.
     #[serde(default)]
     pub bgp_session: Option<Sp<String>>,
+    /// The node learned the lab's NAT64 prefix: from a Router Advertisement's PREF64 option
+    /// (`ra`, RFC 8781) or from `ipv4only.arpa` (`dns`, RFC 7050).
+    #[serde(default)]
+    pub pref64: Option<Sp<Pref64Source>>,
+    /// The node's path MTU toward a node or address is this (learned from Packet Too Big).
+    #[serde(default)]
+    pub path_mtu: Option<PathMtuCheck>,
     /// The check must fail (e.g. "an IPv6-only host cannot reach IPv4").
     #[serde(default)]
     pub expect_fail: bool,
@@ -502,6 +517,26 @@ pub struct Ping {
     /// Forbid fragmentation (path MTU exercises).
     #[serde(default)]
     pub dont_fragment: bool,
+}
+
+/// `path-mtu: {to: client, mtu: 1280}`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PathMtuCheck {
+    /// A node (its first address of the family) or an address.
+    pub to: Sp<String>,
+    /// The path MTU the node must have learned.
+    pub mtu: Sp<u32>,
+}
+
+/// Where a host learns the NAT64 prefix.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Pref64Source {
+    /// The PREF64 option of the Router Advertisements the node receives (RFC 8781).
+    Ra,
+    /// The synthesized AAAA records of `ipv4only.arpa` from its resolver (RFC 7050).
+    Dns,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]

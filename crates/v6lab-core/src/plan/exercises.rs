@@ -152,6 +152,8 @@ impl Planner<'_> {
             ("daemon", c.daemon.is_some()),
             ("ospf6-neighbor", c.ospf6_neighbor.is_some()),
             ("bgp-session", c.bgp_session.is_some()),
+            ("pref64", c.pref64.is_some()),
+            ("path-mtu", c.path_mtu.is_some()),
         ];
         let present: Vec<&str> = kinds.iter().filter(|(_, p)| *p).map(|(k, _)| *k).collect();
         let all: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
@@ -465,6 +467,62 @@ impl Planner<'_> {
             (
                 CheckKind::BgpSession { peer },
                 format!("BGP session with {} is Established", b.value),
+            )
+        } else if let Some(src) = &c.pref64 {
+            let Some(n) = nat64 else {
+                self.err(
+                    src.loc,
+                    "this lab has no NAT64 prefix to learn",
+                    "add a `nat64:` section, or remove the check",
+                );
+                return None;
+            };
+            if src.value == t::Pref64Source::Ra && !n.pref64 {
+                self.err(
+                    src.loc,
+                    "the lab's Router Advertisements carry no PREF64",
+                    "add `pref64: true` to the `nat64:` section, or check `pref64: dns`",
+                );
+            }
+            let how = match src.value {
+                t::Pref64Source::Ra => "from a Router Advertisement (PREF64)",
+                t::Pref64Source::Dns => "from ipv4only.arpa",
+            };
+            (
+                CheckKind::Pref64 {
+                    source: src.value,
+                    prefix: n.prefix,
+                },
+                format!("learns the NAT64 prefix {} {how}", n.prefix),
+            )
+        } else if let Some(p) = &c.path_mtu {
+            if !(68..=65535).contains(&p.mtu.value) {
+                self.err(
+                    p.mtu.loc,
+                    format!("{} is not an MTU", p.mtu.value),
+                    "write e.g. `1280` (IPv6's minimum)",
+                );
+            }
+            let family = if p.to.parse::<Ipv4Addr>().is_ok() {
+                IpFamily::Ipv4
+            } else {
+                IpFamily::Ipv6
+            };
+            let target = self.target_address(&p.to, family, nodes)?;
+            let Ok(target) = target.parse::<IpAddr>() else {
+                self.err(
+                    p.to.loc,
+                    format!("`{}` is not a node or an address", p.to.value),
+                    "name a node, or write its address",
+                );
+                return None;
+            };
+            (
+                CheckKind::PathMtu {
+                    target,
+                    mtu: p.mtu.value,
+                },
+                format!("path MTU toward {} is {}", p.to.value, p.mtu.value),
             )
         } else {
             return None;

@@ -9,7 +9,7 @@
 use crate::diagnostic::Diagnostic;
 use crate::load::Source;
 use crate::sp::Loc;
-use crate::topology::{Family, IpFamily, RaMode, Role, Topology};
+use crate::topology::{Family, IpFamily, Pref64Source, RaMode, Role, Topology};
 use crate::values;
 use ipnet::{IpNet, Ipv4Net, Ipv6Net};
 use serde::Serialize;
@@ -17,6 +17,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 mod addresses;
+mod clat;
 mod exercises;
 mod family;
 mod names;
@@ -223,6 +224,27 @@ pub struct ServicesPlan {
     pub files: Vec<FilePlan>,
     /// The trainer's commands, run in order.
     pub exec: Vec<String>,
+    /// 464XLAT's customer-side translator on a host.
+    pub clat: Option<ClatPlan>,
+}
+
+/// A CLAT (RFC 6877) on a host: tayga translates the host's IPv4 (RFC 7335's 192.0.0.0/29) into
+/// IPv6 toward the lab's NAT64 translator, the PLAT.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ClatPlan {
+    /// The host's interface on the NAT64 segment.
+    pub interface: String,
+    /// The CLAT's own IPv6 address on that segment (answered by proxy neighbour discovery):
+    /// translated packets come from it.
+    pub ipv6: Ipv6Addr,
+    /// The PLAT's prefix: the lab's NAT64 prefix.
+    pub plat_prefix: Ipv6Net,
+    /// The host's IPv4 address, on the `clat` device.
+    pub ipv4: Ipv4Addr,
+    /// Tayga's own IPv4 address (the source of its ICMP errors).
+    pub tayga_ipv4: Ipv4Addr,
+    /// MTU of the `clat` device: the segment's, less the 20 bytes IPv6's header adds.
+    pub mtu: u32,
 }
 
 /// Authoritative DNS: the zones with their records, and the reverse zones of their addresses.
@@ -315,6 +337,8 @@ pub struct Nat64Plan {
     pub ipv4_interface: String,
     /// The resolver's address clients use.
     pub resolver_address: Ipv6Addr,
+    /// The prefix is advertised in Router Advertisements on NAT64 segments (PREF64).
+    pub pref64: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -403,6 +427,16 @@ pub enum CheckKind {
     },
     BgpSession {
         peer: IpAddr,
+    },
+    /// The node learned `prefix` as the NAT64 prefix from `source`.
+    Pref64 {
+        source: Pref64Source,
+        prefix: Ipv6Net,
+    },
+    /// The node's route toward `target` carries a path MTU of `mtu`.
+    PathMtu {
+        target: IpAddr,
+        mtu: u32,
     },
 }
 
@@ -510,6 +544,7 @@ impl<'t> Planner<'t> {
                 t.tun = true;
             }
         }
+        self.plan_clat(&mut nodes, &segments, nat64.as_ref());
         self.check_duplicate_addresses(&nodes);
         self.plan_routes(&mut nodes, &segments, nat64.as_ref());
         self.plan_resolvers(&mut nodes, &mut segments, nat64.as_ref());

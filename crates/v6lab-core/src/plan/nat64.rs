@@ -177,6 +177,7 @@ impl Planner<'_> {
             tayga_ipv6,
             ipv4_interface: v4_if.name.clone(),
             resolver_address,
+            pref64: n.pref64,
         })
     }
 }
