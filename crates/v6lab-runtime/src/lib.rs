@@ -6,10 +6,12 @@
 //! says, labels every object and removes every object it can find by label or name prefix.
 //! Only `docker/` talks to the Docker engine. [`fake::Fake`] is a runtime in memory for tests.
 
+pub mod choice;
 pub mod docker;
 pub mod exercise;
 pub mod fake;
 pub mod from_plan;
+pub mod image;
 pub mod kubernetes;
 pub mod names;
 mod readiness;

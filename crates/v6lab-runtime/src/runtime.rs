@@ -17,7 +17,7 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite};
 pub use tokio_util::sync::CancellationToken;
 
-pub use crate::docker::images::{Ensured, ImageError, Recipe};
+pub use crate::image::{Ensured, ImageError, Recipe};
 
 /// A boxed future borrowing from the runtime and the call's arguments.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -431,56 +431,6 @@ pub trait Runtime: Send + Sync {
 
     /// The lab images on the engine: tag, size in bytes, creation time.
     fn images(&self) -> BoxFuture<'_, Result<ImageList, ImageError>>;
-}
-
-/// The runtime of this host: the Docker engine (`DOCKER_HOST` or `/var/run/docker.sock`).
-pub async fn connect() -> Result<std::sync::Arc<dyn Runtime>, Error> {
-    connect_to(&RuntimeChoice::Docker).await
-}
-
-/// Which runtime realizes labs.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RuntimeChoice {
-    /// This host's Docker engine.
-    Docker,
-    /// A Kubernetes cluster (the usual kubeconfig, or the cluster a pod runs in): labs go to
-    /// `namespace`.
-    Kubernetes { namespace: String },
-}
-
-impl RuntimeChoice {
-    /// The largest segment MTU labs of this runtime can have (the plan's cap).
-    pub fn segment_mtu(&self) -> Option<u32> {
-        match self {
-            RuntimeChoice::Docker => None,
-            RuntimeChoice::Kubernetes { .. } => {
-                Some(crate::kubernetes::render::Network::configured().segment_mtu_max())
-            }
-        }
-    }
-
-    /// What to check when connecting fails.
-    pub fn hint(&self) -> &'static str {
-        match self {
-            RuntimeChoice::Docker => {
-                "is the Docker engine running? `bash deploy/setup.sh` installs and starts it"
-            }
-            RuntimeChoice::Kubernetes { .. } => {
-                "is the cluster reachable? v6lab reads KUBECONFIG, ~/.kube/config, or the pod's \
-                 service account; `kubectl version` must work with the same settings"
-            }
-        }
-    }
-}
-
-/// Connects to the chosen runtime.
-pub async fn connect_to(choice: &RuntimeChoice) -> Result<std::sync::Arc<dyn Runtime>, Error> {
-    Ok(match choice {
-        RuntimeChoice::Docker => std::sync::Arc::new(crate::docker::Docker::connect().await?),
-        RuntimeChoice::Kubernetes { namespace } => {
-            std::sync::Arc::new(crate::kubernetes::Kubernetes::connect(namespace).await?)
-        }
-    })
 }
 
 /// A shared runtime is a runtime (the controller holds an `Arc<dyn Runtime>`).

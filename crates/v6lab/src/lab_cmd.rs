@@ -10,7 +10,7 @@ use std::future::Future;
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use v6lab_core::plan::{Assign4, Assign6, Plan};
 use v6lab_runtime::from_plan::{Apply, lab_spec};
@@ -68,25 +68,7 @@ pub fn run(f: impl Future<Output = Result<ExitCode>>) -> Result<ExitCode> {
         .block_on(f)
 }
 
-static RUNTIME: std::sync::OnceLock<runtime::RuntimeChoice> = std::sync::OnceLock::new();
-
-/// Sets the runtime every command uses (`--runtime`, once, at start).
-pub fn choose_runtime(choice: runtime::RuntimeChoice) {
-    let _ = RUNTIME.set(choice);
-}
-
-/// The runtime chosen with `--runtime` (Docker unless told).
-pub fn runtime_choice() -> runtime::RuntimeChoice {
-    RUNTIME
-        .get()
-        .cloned()
-        .unwrap_or(runtime::RuntimeChoice::Docker)
-}
-
-pub async fn connect() -> Result<Arc<dyn Runtime>> {
-    let choice = runtime_choice();
-    runtime::connect_to(&choice).await.context(choice.hint())
-}
+use crate::runtime_choice::connect;
 
 fn now() -> u64 {
     SystemTime::now()

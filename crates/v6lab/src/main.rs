@@ -3,6 +3,7 @@
 mod client_cmd;
 mod kubernetes_cmd;
 mod lab_cmd;
+mod runtime_choice;
 mod serve_cmd;
 mod topology_cmd;
 mod transport;
@@ -164,9 +165,9 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    lab_cmd::choose_runtime(match cli.runtime {
-        RuntimeKind::Docker => v6lab_runtime::runtime::RuntimeChoice::Docker,
-        RuntimeKind::Kubernetes => v6lab_runtime::runtime::RuntimeChoice::Kubernetes {
+    runtime_choice::choose_runtime(match cli.runtime {
+        RuntimeKind::Docker => v6lab_runtime::choice::RuntimeChoice::Docker,
+        RuntimeKind::Kubernetes => v6lab_runtime::choice::RuntimeChoice::Kubernetes {
             namespace: cli.namespace.clone(),
         },
     });

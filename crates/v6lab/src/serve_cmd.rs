@@ -177,14 +177,14 @@ pub async fn serve(a: ServeArgs) -> Result<ExitCode> {
     let tls = tls_config(&scheme, &a)?;
     let owner = format!("controller-{}", controller_id(&a.state_dir)?);
     let store = Store::open(&a.state_dir.join("v6lab.db")).context("opening the store")?;
-    let choice = crate::lab_cmd::runtime_choice();
-    let runtime = crate::lab_cmd::connect().await?;
+    let choice = crate::runtime_choice::runtime_choice();
+    let runtime = crate::runtime_choice::connect().await?;
     let recipe = v6lab_runtime::runtime::Recipe::locate()?;
     let image = runtime
         .ensure_image(&recipe, false, &|s: &str| tracing::info!("image: {s}"))
         .await?
         .tag;
-    if let v6lab_runtime::runtime::RuntimeChoice::Kubernetes { namespace } = &choice {
+    if let v6lab_runtime::choice::RuntimeChoice::Kubernetes { namespace } = &choice {
         // Labs applied with kubectl, and the end of every Lab in the namespace.
         let k8s = v6lab_runtime::kubernetes::Kubernetes::connect(namespace).await?;
         let operator =

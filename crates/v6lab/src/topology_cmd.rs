@@ -56,7 +56,7 @@ impl PolicyArgs {
 
     /// Loads the policy and makes it the one every plan of this process is checked against.
     pub fn install(&self) -> Result<()> {
-        let segment_mtu = crate::lab_cmd::runtime_choice().segment_mtu();
+        let segment_mtu = crate::runtime_choice::runtime_choice().segment_mtu();
         v6lab_core::policy::install(self.load()?.with_segment_mtu(segment_mtu));
         Ok(())
     }

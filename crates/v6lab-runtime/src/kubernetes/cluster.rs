@@ -9,7 +9,7 @@
 //! follows: `Creating`, then `Ready` or `Failed` with a condition.
 
 use super::crd::{self, Lab, LabPhase, LabResourceSpec};
-use super::exec::{self, ExecError};
+use super::exec::{self, ExecError, describe};
 use super::names;
 use super::render::{self, Network, SegmentPlan, Step};
 use crate::readiness;
@@ -61,14 +61,6 @@ fn api_err(context: impl Into<String>) -> impl FnOnce(kube::Error) -> Error {
     move |e| Error::Engine {
         context,
         source: describe(&e).into(),
-    }
-}
-
-/// A client error for people: the API server's message, reason and code, not its debug dump.
-pub fn describe(e: &kube::Error) -> String {
-    match e {
-        kube::Error::Api(s) => format!("{} ({}, {})", s.message, s.reason, s.code),
-        e => e.to_string(),
     }
 }
 

@@ -117,10 +117,18 @@ impl Drop for KillOnDrop<'_> {
     }
 }
 
+/// A client error for people: the API server's message, reason and code, not its debug dump.
+pub fn describe(e: &kube::Error) -> String {
+    match e {
+        kube::Error::Api(s) => format!("{} ({}, {})", s.message, s.reason, s.code),
+        e => e.to_string(),
+    }
+}
+
 /// Why a command could not run, or its connection broke.
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
-    #[error("starting the command: {}", super::cluster::describe(.0))]
+    #[error("starting the command: {}", describe(.0))]
     Start(kube::Error),
     #[error("{0}")]
     Refused(String),
