@@ -331,6 +331,31 @@ exercises:
     }
 
     #[test]
+    fn ospf6_and_bgp_share_one_frr() {
+        let both = TWO_AS.replace(
+            "    bgp:\n      asn: 65001",
+            "    ospf6: {}\n    bgp:\n      asn: 65001",
+        );
+        let p = plan(&both);
+        let r1 = p.node("r1").unwrap();
+        let frr: Vec<&str> = r1
+            .parts
+            .iter()
+            .map(|x| x.id.as_str())
+            .filter(|id| ["frr", "ospf6", "bgp"].contains(id))
+            .collect();
+        assert_eq!(frr, ["frr"]);
+        let daemons = &r1.file("/etc/frr/daemons").unwrap().content;
+        assert!(daemons.contains("ospf6d=yes") && daemons.contains("bgpd=yes"));
+        let conf = &r1.file("/etc/frr/frr.conf").unwrap().content;
+        assert!(conf.contains("router ospf6") && conf.contains("router bgp 65001"));
+        let r2 = p.node("r2").unwrap();
+        assert!(r2.parts.iter().any(|x| x.id == "bgp"));
+        let daemons = &r2.file("/etc/frr/daemons").unwrap().content;
+        assert!(daemons.contains("ospf6d=no") && daemons.contains("bgpd=yes"));
+    }
+
+    #[test]
     fn bad_bgp_blocks_are_located() {
         let bad = TWO_AS
             .replace("prefix-list-out: mine", "prefix-list-out: mien")

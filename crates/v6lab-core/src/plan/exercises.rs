@@ -596,7 +596,8 @@ impl Planner<'_> {
                 }
             }
         } else {
-            let a = self.target_address(&f.to, family, nodes)?;
+            let fam = if needs_port { family } else { IpFamily::Ipv6 };
+            let a = self.target_address(&f.to, fam, nodes)?;
             match a.parse() {
                 Ok(a) => a,
                 Err(_) => {
