@@ -505,9 +505,10 @@ pub struct Check {
     /// FRR's OSPFv3 adjacency with this node is Full.
     #[serde(default)]
     pub ospf6_neighbor: Option<Sp<String>>,
-    /// FRR's BGP session with this peer (node or address) is Established.
+    /// FRR's BGP session with this peer (node or address) is Established: `bgp-session: r2`,
+    /// or `{peer: r2, family: ipv4}` for the session over IPv4.
     #[serde(default)]
-    pub bgp_session: Option<Sp<String>>,
+    pub bgp_session: Option<BgpSessionDef>,
     /// FRR received (and accepted) this prefix from this BGP peer.
     #[serde(default)]
     pub bgp_received: Option<BgpPrefixCheck>,
@@ -551,6 +552,24 @@ pub struct JsonMatch {
     /// Some value at the path, as text, contains this.
     #[serde(default)]
     pub contains: Option<String>,
+}
+
+/// `bgp-session: PEER`, or a mapping.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum BgpSessionDef {
+    Peer(Sp<String>),
+    Full(BgpSessionCheck),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BgpSessionCheck {
+    /// A node (its address on a segment shared with the checking node) or an address.
+    pub peer: Sp<String>,
+    /// The session over `ipv6` (default) or over `ipv4`.
+    #[serde(default)]
+    pub family: Option<Sp<IpFamily>>,
 }
 
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -807,3 +826,4 @@ short_or_long!(SegmentDef, "segment", Family, Family, Full);
 short_or_long!(InterfaceDef, "interface", Segment, String, Full);
 short_or_long!(RecordDef, "record", Node, String, Full);
 short_or_long!(PingDef, "ping", Target, String, Full);
+short_or_long!(BgpSessionDef, "bgp-session", Peer, String, Full);

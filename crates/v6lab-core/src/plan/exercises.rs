@@ -463,10 +463,17 @@ impl Planner<'_> {
                 }
             }
         } else if let Some(b) = &c.bgp_session {
-            let peer = self.bgp_peer(ni, b, IpFamily::Ipv6, nodes)?;
+            let (name, family) = match b {
+                t::BgpSessionDef::Peer(p) => (p, IpFamily::Ipv6),
+                t::BgpSessionDef::Full(f) => (
+                    &f.peer,
+                    f.family.as_ref().map(|x| x.value).unwrap_or(IpFamily::Ipv6),
+                ),
+            };
+            let peer = self.bgp_peer(ni, name, family, nodes)?;
             (
                 CheckKind::BgpSession { peer },
-                format!("BGP session with {} is Established", b.value),
+                format!("BGP session with {} ({peer}) is Established", name.value),
             )
         } else if let Some(b) = c.bgp_received.as_ref().or(c.bgp_advertised.as_ref()) {
             let family = b.family.as_ref().map(|f| f.value).unwrap_or(IpFamily::Ipv6);
