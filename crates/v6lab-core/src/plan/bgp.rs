@@ -331,6 +331,29 @@ exercises:
     }
 
     #[test]
+    fn neighbour_discovery_goes_out_of_the_interface_toward_the_target() {
+        let flows = TWO_AS.replace(
+            "      - {node: r2, bgp-session: r1}",
+            "      - {node: r2, bgp-session: r1}\n      - {node: r2, flow: {to: r1, protocol: nd, expect: allowed}}\n      - {node: r1, flow: {to: \"2001:db8:1::99\", protocol: nd, expect: allowed}}",
+        );
+        let p = plan(&flows);
+        let ifaces: Vec<(String, Option<String>)> = p.exercises[0].checks[2..]
+            .iter()
+            .map(|c| match &c.kind {
+                CheckKind::Flow { target, iface, .. } => (target.to_string(), iface.clone()),
+                k => panic!("{k:?}"),
+            })
+            .collect();
+        assert_eq!(
+            ifaces,
+            [
+                ("2001:db8:2::1".to_string(), Some("eth1".to_string())),
+                ("2001:db8:1::99".to_string(), Some("eth1".to_string())),
+            ]
+        );
+    }
+
+    #[test]
     fn ospf6_and_bgp_share_one_frr() {
         let both = TWO_AS.replace(
             "    bgp:\n      asn: 65001",

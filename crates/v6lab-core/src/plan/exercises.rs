@@ -12,7 +12,7 @@ use crate::topology::{self as t, IpFamily};
 use crate::values;
 use ipnet::{IpNet, Ipv6Net};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 impl Planner<'_> {
     /// Plans the exercises of a plan whose nodes have their parts: marks the parts each leaves
@@ -512,7 +512,7 @@ impl Planner<'_> {
                 )
             }
         } else if let Some(f) = &c.flow {
-            self.flow_check(ni, f, nodes)?
+            self.flow_check(ni, f, nodes, segments)?
         } else {
             return None;
         };
@@ -533,6 +533,7 @@ impl Planner<'_> {
         ni: Option<usize>,
         f: &t::Flow,
         nodes: &[NodePlan],
+        segments: &[SegmentPlan],
     ) -> Option<(CheckKind, String)> {
         use t::{FlowExpect, FlowProtocol as P};
         let protocol = f.protocol.value;
@@ -580,24 +581,41 @@ impl Planner<'_> {
         let target: IpAddr = if protocol == P::Nd {
             // Neighbour discovery happens on a shared link only.
             let me = &nodes[ni?];
-            let link = self
-                .node_index
-                .get(f.to.as_str())
-                .and_then(|&ti| super::bgp::shared_link(me, &nodes[ti], IpFamily::Ipv6));
+            let link = match f.to.parse::<Ipv6Addr>() {
+                // An address: the interface on the segment whose prefix holds it.
+                Ok(a) => me
+                    .interfaces
+                    .iter()
+                    .find(|i| {
+                        segments
+                            .iter()
+                            .any(|s| s.name == i.segment && s.ipv6.is_some_and(|p| p.contains(&a)))
+                    })
+                    .map(|i| (i.name.as_str(), IpAddr::V6(a))),
+                Err(_) => self
+                    .node_index
+                    .get(f.to.as_str())
+                    .and_then(|&ti| super::bgp::shared_link(me, &nodes[ti], IpFamily::Ipv6)),
+            };
             match link {
                 Some((i, a)) => {
                     iface = Some(i.to_owned());
                     a
                 }
                 None => {
-                    self.node_ref(&f.to)?;
-                    self.err(
-                        f.to.loc,
+                    let msg = if f.to.parse::<Ipv6Addr>().is_ok() {
+                        format!("`{}` is on none of `{}`'s segments", f.to.value, me.name)
+                    } else {
+                        self.node_ref(&f.to)?;
                         format!(
                             "`{}` has no planned IPv6 address on a segment shared with `{}`",
                             f.to.value, me.name
-                        ),
-                        "neighbour discovery happens on a link: name a node on one of this node's segments",
+                        )
+                    };
+                    self.err(
+                        f.to.loc,
+                        msg,
+                        "neighbour discovery happens on a link: name a node or an address on one of this node's segments",
                     );
                     return None;
                 }
