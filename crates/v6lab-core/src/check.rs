@@ -2,7 +2,7 @@
 //! the command printed. Runtimes only execute; retrying until the deadline is theirs too.
 
 use crate::plan::{CheckKind, CheckPlan};
-use crate::topology::Pref64Source;
+use crate::topology::{FlowExpect, FlowProtocol, Pref64Source};
 use ipnet::{IpNet, Ipv6Net};
 use serde::Serialize;
 use serde_json::Value;
@@ -96,8 +96,70 @@ pub fn command(c: &CheckPlan) -> String {
             ..
         } => "dig +short +time=2 +tries=1 ipv4only.arpa AAAA".into(),
         CheckKind::PathMtu { target, .. } => format!("ip route get {target}"),
+        CheckKind::BgpReceived { peer, prefix } | CheckKind::BgpAdvertised { peer, prefix } => {
+            let af = if prefix.addr().is_ipv6() {
+                "ipv6"
+            } else {
+                "ipv4"
+            };
+            let what = if matches!(c.kind, CheckKind::BgpReceived { .. }) {
+                "routes"
+            } else {
+                "advertised-routes"
+            };
+            format!("vtysh -c 'show bgp {af} unicast neighbors {peer} {what} json'")
+        }
+        CheckKind::Flow {
+            target,
+            protocol,
+            port,
+            size,
+            iface,
+            ..
+        } => flow_command(
+            *target,
+            *protocol,
+            port.unwrap_or(0),
+            *size,
+            iface.as_deref().unwrap_or("eth1"),
+        ),
     }
 }
+
+/// What a `flow` check sends. Every step is bounded by its own timeout (at most a few seconds).
+fn flow_command(
+    target: IpAddr,
+    protocol: FlowProtocol,
+    port: u16,
+    size: u32,
+    iface: &str,
+) -> String {
+    let (fam, sock) = match target {
+        IpAddr::V6(a) => ("6", format!("[{a}]:{port}")),
+        IpAddr::V4(a) => ("4", format!("{a}:{port}")),
+    };
+    match protocol {
+        // Connected (exit 0), refused or timed out.
+        FlowProtocol::Tcp => {
+            format!("socat -T 3 /dev/null TCP{fam}:{sock},connect-timeout=3")
+        }
+        // The listener sends the datagram back.
+        FlowProtocol::Udp => {
+            format!("echo {FLOW_TOKEN} | socat -t 2 -T 3 - UDP{fam}:{sock}")
+        }
+        FlowProtocol::Icmpv6 => format!("ping -6 -n -c 1 -W 2 {target}"),
+        // A Neighbor Solicitation of our own: the kernel's cache may hold the target already
+        // (learnt from the target's own solicitations), which proves nothing.
+        FlowProtocol::Nd => format!("ndisc6 -n -r 3 -w 500 {target} {iface}"),
+        // Forget the path MTU, send a packet too big for a link on the way, show the path MTU.
+        FlowProtocol::PacketTooBig => format!(
+            "ip -6 route flush cache >/dev/null 2>&1; ping -6 -n -c 2 -i 0.5 -W 2 -M do -s {size} {target}; ip -6 route get {target}"
+        ),
+    }
+}
+
+/// What the UDP echo listener sends back.
+const FLOW_TOKEN: &str = "v6lab-flow";
 
 fn addr_infos(stdout: &str) -> Vec<Value> {
     let v: Value = serde_json::from_str(stdout).unwrap_or(Value::Null);
@@ -405,6 +467,136 @@ pub fn judge(c: &CheckPlan, out: &Output) -> Verdict {
                 ),
             }
         }
+        CheckKind::BgpReceived { peer, prefix } | CheckKind::BgpAdvertised { peer, prefix } => {
+            let (verb, dir) = if matches!(c.kind, CheckKind::BgpReceived { .. }) {
+                ("received", "from")
+            } else {
+                ("advertised", "to")
+            };
+            let doc: Value = match serde_json::from_str(&out.stdout) {
+                Ok(d) => d,
+                Err(_) => {
+                    return v(
+                        false,
+                        format!(
+                            "no BGP routes {dir} {peer}: {}",
+                            first_line(&out.stderr, &out.stdout)
+                        ),
+                    );
+                }
+            };
+            let mut found = Vec::new();
+            prefixes_in(&doc, &mut found);
+            if found.contains(prefix) {
+                v(true, format!("{prefix} {verb} {dir} {peer}"))
+            } else if found.is_empty() {
+                v(false, format!("nothing {verb} {dir} {peer}"))
+            } else {
+                let list: Vec<String> = found.iter().map(|p| p.to_string()).collect();
+                v(
+                    false,
+                    format!(
+                        "{prefix} not {verb} {dir} {peer} (only {})",
+                        list.join(", ")
+                    ),
+                )
+            }
+        }
+        CheckKind::Flow {
+            target,
+            protocol,
+            port,
+            expect,
+            size,
+            ..
+        } => {
+            let (passed, seen) = flow_outcome(*target, *protocol, *size, out);
+            let what = match (protocol, port) {
+                (FlowProtocol::Tcp, Some(p)) => format!("TCP to {target} port {p}"),
+                (FlowProtocol::Udp, Some(p)) => format!("UDP to {target} port {p}"),
+                (FlowProtocol::Icmpv6, _) => format!("ICMPv6 echo to {target}"),
+                (FlowProtocol::Nd, _) => format!("neighbour discovery of {target}"),
+                (_, _) => format!("Packet Too Big on the way to {target}"),
+            };
+            let want = *expect == FlowExpect::Allowed;
+            let outcome = if passed { "passes" } else { "is blocked" };
+            v(passed == want, format!("{what} {outcome}: {seen}"))
+        }
+    }
+}
+
+/// Whether a flow got through, and what showed it.
+fn flow_outcome(target: IpAddr, protocol: FlowProtocol, size: u32, out: &Output) -> (bool, String) {
+    match protocol {
+        FlowProtocol::Tcp | FlowProtocol::Icmpv6 => {
+            let ok = out.exit_code == 0;
+            let seen = if ok {
+                "answered".to_string()
+            } else {
+                first_line(&out.stderr, &out.stdout).to_string()
+            };
+            (ok, seen)
+        }
+        FlowProtocol::Udp => {
+            if out.stdout.contains(FLOW_TOKEN) {
+                (true, "the datagram came back".into())
+            } else {
+                (
+                    false,
+                    format!(
+                        "no answer ({})",
+                        first_line(&out.stderr, "nothing came back")
+                    ),
+                )
+            }
+        }
+        FlowProtocol::Nd => {
+            let line = out
+                .stdout
+                .lines()
+                .find(|l| l.contains("link-layer address"))
+                .filter(|_| out.exit_code == 0);
+            match line {
+                Some(l) => (true, format!("{target} answered ({})", l.trim())),
+                None => (false, "no Neighbor Advertisement came back".into()),
+            }
+        }
+        FlowProtocol::PacketTooBig => {
+            let mtu = out.stdout.lines().find_map(|l| {
+                let mut w = l.split_whitespace();
+                while let Some(x) = w.next() {
+                    if x == "mtu" {
+                        return w.next()?.parse::<u32>().ok();
+                    }
+                }
+                None
+            });
+            match mtu {
+                Some(m) if m < size + 48 => (true, format!("path MTU now {m}")),
+                _ => (
+                    false,
+                    "no Packet Too Big came back (path MTU unchanged)".into(),
+                ),
+            }
+        }
+    }
+}
+
+/// Every prefix named as an object key in FRR's JSON (its route tables are keyed by prefix).
+fn prefixes_in(v: &Value, out: &mut Vec<IpNet>) {
+    match v {
+        Value::Object(m) => {
+            for (k, x) in m {
+                if let Ok(p) = k.parse::<IpNet>()
+                    && !out.contains(&p)
+                {
+                    out.push(p);
+                }
+                prefixes_in(x, out);
+            }
+        }
+        Value::Array(a) => a.iter().for_each(|x| prefixes_in(x, out)),
+        _ => {}
     }
 }
 
@@ -779,9 +971,14 @@ mod tests {
         })
     }
 
-    fn out(stdout: &str) -> Output {
+    /// What a command that exited 0 printed.
+    fn printed(stdout: &str) -> Output {
+        out(0, stdout)
+    }
+
+    fn out(exit_code: i64, stdout: &str) -> Output {
         Output {
-            exit_code: 0,
+            exit_code,
             stdout: stdout.into(),
             stderr: String::new(),
         }
@@ -798,13 +995,13 @@ mod tests {
         );
         assert_eq!(ra_pref64(&packets[1]), None);
         let c = pref64(Pref64Source::Ra);
-        assert!(judge(&c, &out(CAPTURE)).ok);
+        assert!(judge(&c, &printed(CAPTURE)).ok);
         let second = CAPTURE.split_once("18:15:25").unwrap().1;
-        let v = judge(&c, &out(&format!("x{second}")));
+        let v = judge(&c, &printed(&format!("x{second}")));
         assert!(!v.ok);
         assert_eq!(v.detail, "1 Router Advertisement(s), none with PREF64");
         assert_eq!(
-            judge(&c, &out("")).detail,
+            judge(&c, &printed("")).detail,
             "no Router Advertisement arrived"
         );
         // The RA the lab renders is the one captured (bar the checksum).
@@ -829,15 +1026,15 @@ mod tests {
     #[test]
     fn pref64_is_found_in_ipv4only_arpa() {
         let c = pref64(Pref64Source::Dns);
-        assert!(judge(&c, &out("2001:db8:64::c000:aa\n2001:db8:64::c000:ab\n")).ok);
-        let v = judge(&c, &out("2001:db8:99::c000:ab\n"));
+        assert!(judge(&c, &printed("2001:db8:64::c000:aa\n2001:db8:64::c000:ab\n")).ok);
+        let v = judge(&c, &printed("2001:db8:99::c000:ab\n"));
         assert!(!v.ok);
         assert_eq!(
             v.detail,
             "learned 2001:db8:99::/96, not the lab's 2001:db8:64::/96"
         );
-        assert!(!judge(&c, &out("")).ok);
-        assert!(!judge(&c, &out("2001:db8:64::1\n")).ok);
+        assert!(!judge(&c, &printed("")).ok);
+        assert!(!judge(&c, &printed("2001:db8:64::1\n")).ok);
         // Other RFC 6052 lengths: /64 puts the IPv4 address after the u octet.
         let a = crate::plan::embed_v4(
             "2001:db8:1:2::/64".parse().unwrap(),
@@ -861,12 +1058,77 @@ mod tests {
             mtu: 1280,
         });
         let learned = "2001:db8:1::2 from :: via 2001:db8:3::1 dev eth1 proto ra src 2001:db8:3::2 metric 1024 expires 597sec mtu 1280 hoplimit 64 pref medium\n";
-        assert!(judge(&c, &out(learned)).ok);
+        assert!(judge(&c, &printed(learned)).ok);
         let none = "2001:db8:1::2 from :: via 2001:db8:3::1 dev eth1 proto ra src 2001:db8:3::2 metric 1024 hoplimit 64 pref medium\n";
-        let v = judge(&c, &out(none));
+        let v = judge(&c, &printed(none));
         assert!(!v.ok);
         assert!(v.detail.contains("no Packet Too Big"), "{}", v.detail);
         assert_eq!(route_mtu("x mtu lock 1400 hoplimit 64"), Some(1400));
-        assert!(!judge(&c, &out("x mtu 1400")).ok);
+        assert!(!judge(&c, &printed("x mtu 1400")).ok);
+    }
+
+    #[test]
+    fn bgp_prefixes_are_found_in_frr_json() {
+        let peer = "2001:db8:3::2".parse().unwrap();
+        let lan3 = "2001:db8:4::/64".parse().unwrap();
+        let received = r#"{"vrfId":0,"routes":{"2001:db8:4::/64":[{"valid":true,"network":"2001:db8:4::/64"}]}}"#;
+        let advertised =
+            r#"{"advertisedRoutes":{"2001:db8:1::/64":{"network":"2001:db8:1::/64"}}}"#;
+        let rx = check(CheckKind::BgpReceived { peer, prefix: lan3 });
+        assert!(judge(&rx, &out(0, received)).ok);
+        let v = judge(&rx, &out(0, advertised));
+        assert!(!v.ok);
+        assert!(v.detail.contains("only 2001:db8:1::/64"), "{}", v.detail);
+        assert!(!judge(&rx, &out(1, "% No such neighbor")).ok);
+        let tx = check(CheckKind::BgpAdvertised {
+            peer,
+            prefix: "2001:db8:1::/64".parse().unwrap(),
+        });
+        assert!(judge(&tx, &out(0, advertised)).ok);
+        // A prefix named only as a value (not a route table key) is not a route.
+        assert!(!judge(&rx, &out(0, r#"{"routes":{},"network":"2001:db8:4::/64"}"#)).ok);
+        assert!(
+            command(&tx)
+                .contains("show bgp ipv6 unicast neighbors 2001:db8:3::2 advertised-routes json")
+        );
+    }
+
+    fn flow(protocol: FlowProtocol, expect: FlowExpect) -> CheckPlan {
+        check(CheckKind::Flow {
+            target: "2001:db8:3::2".parse().unwrap(),
+            protocol,
+            port: Some(80),
+            expect,
+            size: 1400,
+            iface: Some("eth1".into()),
+        })
+    }
+
+    #[test]
+    fn flows_pass_when_the_outcome_is_the_expected_one() {
+        use FlowExpect::{Allowed, Blocked};
+        use FlowProtocol::*;
+        let timed_out = Output {
+            exit_code: 1,
+            stdout: String::new(),
+            stderr: "socat[1] E connecting to [2001:db8:3::2]:80: Connection timed out".into(),
+        };
+        assert!(judge(&flow(Tcp, Allowed), &out(0, "")).ok);
+        assert!(!judge(&flow(Tcp, Allowed), &timed_out).ok);
+        let v = judge(&flow(Tcp, Blocked), &timed_out);
+        assert!(v.ok && v.detail.contains("timed out"), "{}", v.detail);
+        assert!(judge(&flow(Udp, Allowed), &out(0, "v6lab-flow\n")).ok);
+        assert!(judge(&flow(Udp, Blocked), &out(0, "")).ok);
+        let na = "Soliciting 2001:db8:3::2 (2001:db8:3::2) on eth1...\nTarget link-layer address: 02:76:36:00:03:01\n from 2001:db8:3::2\n";
+        assert!(judge(&flow(Nd, Allowed), &out(0, na)).ok);
+        assert!(!judge(&flow(Nd, Allowed), &out(2, "Timed out.\nNo response.\n")).ok);
+        let ptb = "2001:db8:3::2 from :: via fe80::1 dev eth1 src 2001:db8:1::9 metric 1024 expires 599sec mtu 1280 hoplimit 64 pref medium\n";
+        let none = "2001:db8:3::2 from :: via fe80::1 dev eth1 src 2001:db8:1::9 metric 1024 hoplimit 64 pref medium\n";
+        assert!(judge(&flow(PacketTooBig, Allowed), &out(0, ptb)).ok);
+        assert!(!judge(&flow(PacketTooBig, Allowed), &out(0, none)).ok);
+        assert!(
+            command(&flow(Nd, Allowed)).starts_with("ndisc6 -n -r 3 -w 500 2001:db8:3::2 eth1")
+        );
+        assert!(command(&flow(Tcp, Allowed)).contains("TCP6:[2001:db8:3::2]:80"));
     }
 }

@@ -6,8 +6,8 @@
 //! (below), whose fields are the template's variables (unit-tested against the templates).
 
 use crate::plan::{
-    Assign4, Assign6, FilePlan, NodePlan, Ospf6InterfacePlan, PartPlan, Plan, ProbePlan, PtrPlan,
-    RoutePlan, StubZonePlan, ZonePlan, embed_v4,
+    Assign4, Assign6, BgpNeighborPlan, FilePlan, NodePlan, Ospf6InterfacePlan, PartPlan, Plan,
+    ProbePlan, PtrPlan, RoutePlan, StubZonePlan, ZonePlan, embed_v4,
 };
 use crate::topology::{RaMode, Role};
 use ipnet::{Ipv4Net, Ipv6Net};
@@ -101,6 +101,14 @@ const TEMPLATES: &[(&str, &str)] = &[
     (
         "pref64-send.sh",
         include_str!("../../../templates/node/pref64-send.sh.tera"),
+    ),
+    (
+        "firewall.sh",
+        include_str!("../../../templates/node/firewall.sh.tera"),
+    ),
+    (
+        "listeners.sh",
+        include_str!("../../../templates/node/listeners.sh.tera"),
     ),
 ];
 
@@ -444,31 +452,59 @@ pub fn node(plan: &Plan, node: &NodePlan) -> Rendered {
             vec![listen_probe("HTTP", h.port, "tcp")],
         );
     }
-    // OSPFv3.
-    if let Some(o) = &services.ospf6 {
-        let conf = FrrConf {
-            node: name,
-            interfaces: &o.interfaces,
-            area: &o.area,
-            router_id: o.router_id,
-        };
-        b.file("/etc/frr/frr.conf".into(), 0o640, render("frr.conf", &conf));
-        b.file(
-            "/etc/frr/daemons".into(),
-            0o640,
-            render("frr-daemons", &FrrDaemons {}),
+    // OSPFv3 and BGP (FRR).
+    if services.ospf6.is_some() || services.bgp.is_some() {
+        frr(node, &mut b);
+    }
+    // Firewall (nftables).
+    if let Some(rules) = &services.firewall {
+        let path = format!("{NODE_DIR}/firewall.nft");
+        b.file(path.clone(), 0o644, rules.clone());
+        let s = render(
+            "firewall.sh",
+            &FirewallSh {
+                node: name,
+                path: &path,
+            },
         );
-        b.file(
-            "/etc/frr/vtysh.conf".into(),
-            0o640,
-            "service integrated-vtysh-config\n".into(),
-        );
-        let s = render("frr.sh", &NodeSh { node: name });
         b.part(
-            "ospf6",
-            format!("OSPFv3 (FRR), router ID {}", o.router_id),
+            "firewall",
+            "nftables ruleset".into(),
             s,
-            vec![process_probe("ospf6d"), process_probe("zebra")],
+            vec![probe("ruleset loaded", "nft list ruleset | grep -q table")],
+        );
+    }
+    // Echo listeners for flow checks.
+    if !services.flow_listeners.is_empty() {
+        let listeners: Vec<ListenerCtx> = services
+            .flow_listeners
+            .iter()
+            .map(|l| ListenerCtx {
+                address: match (l.protocol.as_str(), l.ipv6) {
+                    ("tcp", true) => format!("TCP6-LISTEN:{},ipv6-v6only=0", l.port),
+                    ("tcp", false) => format!("TCP4-LISTEN:{}", l.port),
+                    (_, true) => format!("UDP6-RECVFROM:{},ipv6-v6only=0", l.port),
+                    (_, false) => format!("UDP4-RECVFROM:{}", l.port),
+                },
+            })
+            .collect();
+        let s = render(
+            "listeners.sh",
+            &ListenersSh {
+                node: name,
+                listeners,
+            },
+        );
+        let probes = services
+            .flow_listeners
+            .iter()
+            .map(|l| listen_probe("echo", l.port, &l.protocol))
+            .collect();
+        b.part(
+            "listeners",
+            "echo listeners for flow checks (socat)".into(),
+            s,
+            probes,
         );
     }
     // Trainer's files and commands.
@@ -484,6 +520,116 @@ pub fn node(plan: &Plan, node: &NodePlan) -> Rendered {
         b.part("exec", "commands from the topology".into(), s, vec![]);
     }
     b
+}
+
+/// FRR with OSPFv3 and/or BGP: one configuration, one part (`ospf6`, `bgp`, or `frr` for both).
+fn frr(node: &NodePlan, b: &mut Rendered) {
+    let name = node.name.as_str();
+    let services = &node.services;
+    let ospf6 = services.ospf6.as_ref().map(|o| FrrOspf6 {
+        interfaces: &o.interfaces,
+        area: &o.area,
+        router_id: o.router_id,
+    });
+    let bgp = services.bgp.as_ref().map(|g| {
+        let prefix_lines = g
+            .prefix_lists
+            .iter()
+            .flat_map(|l| {
+                l.entries.iter().map(|e| PrefixLine {
+                    keyword: if e.prefix.addr().is_ipv6() {
+                        "ipv6"
+                    } else {
+                        "ip"
+                    },
+                    name: &l.name,
+                    seq: e.seq,
+                    action: &e.action,
+                    prefix: e.prefix,
+                    le: e.le,
+                })
+            })
+            .collect();
+        let family = |v6: bool| BgpFamily {
+            name: if v6 { "ipv6" } else { "ipv4" },
+            networks: if v6 {
+                g.networks6.iter().map(|n| n.to_string()).collect()
+            } else {
+                g.networks4.iter().map(|n| n.to_string()).collect()
+            },
+            neighbors: g
+                .neighbors
+                .iter()
+                .filter(|n| n.address.is_ipv6() == v6)
+                .collect(),
+        };
+        let families = [family(true), family(false)]
+            .into_iter()
+            .filter(|f| !f.networks.is_empty() || !f.neighbors.is_empty())
+            .collect();
+        FrrBgp {
+            asn: g.asn,
+            router_id: g.router_id,
+            neighbors: &g.neighbors,
+            families,
+            prefix_lines,
+        }
+    });
+    let conf = FrrConf {
+        node: name,
+        ospf6,
+        bgp,
+    };
+    b.file("/etc/frr/frr.conf".into(), 0o640, render("frr.conf", &conf));
+    b.file(
+        "/etc/frr/daemons".into(),
+        0o640,
+        render(
+            "frr-daemons",
+            &FrrDaemons {
+                ospf6d: services.ospf6.is_some(),
+                bgpd: services.bgp.is_some(),
+            },
+        ),
+    );
+    b.file(
+        "/etc/frr/vtysh.conf".into(),
+        0o640,
+        "service integrated-vtysh-config\n".into(),
+    );
+    let (id, protocols, title, mut probes) = match (&services.ospf6, &services.bgp) {
+        (Some(o), None) => (
+            "ospf6",
+            "OSPFv3",
+            format!("OSPFv3 (FRR), router ID {}", o.router_id),
+            vec![process_probe("ospf6d")],
+        ),
+        (None, Some(g)) => (
+            "bgp",
+            "BGP",
+            format!("BGP (FRR), AS {}, router ID {}", g.asn, g.router_id),
+            vec![process_probe("bgpd")],
+        ),
+        (Some(o), Some(g)) => (
+            "frr",
+            "OSPFv3 and BGP",
+            format!(
+                "OSPFv3 and BGP (FRR), AS {}, router IDs {} and {}",
+                g.asn, o.router_id, g.router_id
+            ),
+            vec![process_probe("ospf6d"), process_probe("bgpd")],
+        ),
+        (None, None) => return,
+    };
+    probes.push(process_probe("zebra"));
+    let s = render(
+        "frr.sh",
+        &FrrSh {
+            node: name,
+            protocols,
+        },
+    );
+    b.part(id, title, s, probes);
 }
 
 /// A router's Router Advertisements, and its DHCP server on the segments where it is the first
@@ -900,20 +1046,86 @@ struct HttpSh<'a> {
     body: String,
 }
 
-/// `frr.conf`.
+/// `frr.conf`: OSPFv3, BGP, or both.
 #[derive(Serialize)]
 struct FrrConf<'a> {
     node: &'a str,
+    ospf6: Option<FrrOspf6<'a>>,
+    bgp: Option<FrrBgp<'a>>,
+}
+
+#[derive(Serialize)]
+struct FrrOspf6<'a> {
     interfaces: &'a [Ospf6InterfacePlan],
     area: &'a str,
     router_id: Ipv4Addr,
 }
 
-/// `frr-daemons`: no variables.
 #[derive(Serialize)]
-struct FrrDaemons {}
+struct FrrBgp<'a> {
+    asn: u32,
+    router_id: Ipv4Addr,
+    neighbors: &'a [BgpNeighborPlan],
+    /// The address families with networks or sessions.
+    families: Vec<BgpFamily<'a>>,
+    prefix_lines: Vec<PrefixLine<'a>>,
+}
 
-/// Scripts that name only their node: `dnsmasq.sh`, `frr.sh`.
+#[derive(Serialize)]
+struct BgpFamily<'a> {
+    /// `ipv6` or `ipv4`.
+    name: &'static str,
+    networks: Vec<String>,
+    neighbors: Vec<&'a BgpNeighborPlan>,
+}
+
+/// One line of a prefix list (`ipv6 prefix-list` or `ip prefix-list`).
+#[derive(Serialize)]
+struct PrefixLine<'a> {
+    keyword: &'static str,
+    name: &'a str,
+    seq: u32,
+    action: &'a str,
+    prefix: ipnet::IpNet,
+    le: Option<u8>,
+}
+
+/// `frr-daemons`: the daemons that run.
+#[derive(Serialize)]
+struct FrrDaemons {
+    ospf6d: bool,
+    bgpd: bool,
+}
+
+/// `frr.sh`.
+#[derive(Serialize)]
+struct FrrSh<'a> {
+    node: &'a str,
+    /// For people: `OSPFv3`, `BGP`.
+    protocols: &'a str,
+}
+
+/// `firewall.sh`.
+#[derive(Serialize)]
+struct FirewallSh<'a> {
+    node: &'a str,
+    path: &'a str,
+}
+
+/// `listeners.sh`.
+#[derive(Serialize)]
+struct ListenersSh<'a> {
+    node: &'a str,
+    listeners: Vec<ListenerCtx>,
+}
+
+#[derive(Serialize)]
+struct ListenerCtx {
+    /// socat's listening address, e.g. `TCP6-LISTEN:22,ipv6-v6only=0`.
+    address: String,
+}
+
+/// Scripts that name only their node: `dnsmasq.sh`.
 #[derive(Serialize)]
 struct NodeSh<'a> {
     node: &'a str,
@@ -1017,6 +1229,11 @@ mod tests {
             (
                 "ipv6-only-464xlat.yaml",
                 include_str!("../../../topologies/ipv6-only-464xlat.yaml"),
+            ),
+            ("bgp.yaml", include_str!("../../../topologies/bgp.yaml")),
+            (
+                "firewall.yaml",
+                include_str!("../../../topologies/firewall.yaml"),
             ),
         ] {
             if let Err((s, d)) = crate::plan_source(file, text.as_bytes()) {

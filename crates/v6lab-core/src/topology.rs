@@ -193,6 +193,13 @@ pub struct Node {
     /// OSPFv3 (FRR) on this node.
     #[serde(default)]
     pub ospf6: Option<Ospf6>,
+    /// BGP (FRR) on this node: eBGP and iBGP sessions, announced networks, prefix lists.
+    #[serde(default)]
+    pub bgp: Option<Bgp>,
+    /// An nftables ruleset loaded on this node (`nft -f`), e.g. the reference answer of a
+    /// firewalling exercise that leaves the `firewall` part to the student.
+    #[serde(default)]
+    pub firewall: Option<Sp<String>>,
     /// Resource limits. Defaults: 256MiB memory, 256 PIDs, 1 CPU.
     #[serde(default)]
     pub limits: Option<Limits>,
@@ -313,6 +320,64 @@ pub struct Ospf6 {
     pub router_id: Option<Sp<String>>,
 }
 
+/// BGP on a router (FRR bgpd).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Bgp {
+    /// Autonomous system number (1 to 4294967295; private: 64512-65534, 4200000000-4294967294).
+    pub asn: Sp<u32>,
+    /// Router ID. Default: `0.0.0.N` with N the node's position in the topology.
+    #[serde(default)]
+    pub router_id: Option<Sp<String>>,
+    /// Networks announced: segment names (their IPv6 and IPv4 prefixes) or prefixes. A prefix
+    /// is announced once it is in the node's routing table.
+    #[serde(default)]
+    pub networks: Vec<Sp<String>>,
+    /// Sessions. A node on a shared segment peers over IPv6 (IPv6 unicast) and, where the
+    /// segment has IPv4, over IPv4 too (IPv4 unicast); the same AS makes it iBGP.
+    #[serde(default)]
+    pub neighbors: Vec<BgpNeighbor>,
+    /// Prefix lists by name, used by `prefix-list-in` and `prefix-list-out` of neighbours.
+    #[serde(default)]
+    pub prefix_lists: NamedList<Vec<PrefixListEntry>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BgpNeighbor {
+    /// A node sharing a segment with this one, or an address.
+    pub peer: Sp<String>,
+    /// The peer's AS. Default: the `asn` of the peer node's `bgp:` block.
+    #[serde(default)]
+    pub asn: Option<Sp<u32>>,
+    /// Prefix list applied to routes received from the peer.
+    #[serde(default)]
+    pub prefix_list_in: Option<Sp<String>>,
+    /// Prefix list applied to routes advertised to the peer.
+    #[serde(default)]
+    pub prefix_list_out: Option<Sp<String>>,
+}
+
+/// One line of a prefix list, tried in order; what no line matches is denied.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PrefixListEntry {
+    /// `permit` or `deny`.
+    pub action: Sp<PrefixAction>,
+    /// A prefix (`2001:db8:2::/48`) or a segment name (its IPv6 prefix).
+    pub prefix: Sp<String>,
+    /// Also match longer prefixes, up to this length.
+    #[serde(default)]
+    pub le: Option<Sp<u8>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PrefixAction {
+    Permit,
+    Deny,
+}
+
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Limits {
@@ -396,7 +461,7 @@ pub struct SolutionStep {
 
 /// A check run inside a node. Exactly one kind key (`command`, `slaac`, `dhcpv6`,
 /// `default-route`, `ping`, `dns`, `http`, `route`, `daemon`, `ospf6-neighbor`, `bgp-session`,
-/// `pref64`, `path-mtu`).
+/// `pref64`, `path-mtu`, `bgp-received`, `bgp-advertised`, `flow`).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct Check {
@@ -447,9 +512,19 @@ pub struct Check {
     /// FRR's OSPFv3 adjacency with this node is Full.
     #[serde(default)]
     pub ospf6_neighbor: Option<Sp<String>>,
-    /// FRR's BGP session with this peer (node or address) is Established.
+    /// FRR's BGP session with this peer (node or address) is Established: `bgp-session: r2`,
+    /// or `{peer: r2, family: ipv4}` for the session over IPv4.
     #[serde(default)]
-    pub bgp_session: Option<Sp<String>>,
+    pub bgp_session: Option<BgpSessionDef>,
+    /// FRR received (and accepted) this prefix from this BGP peer.
+    #[serde(default)]
+    pub bgp_received: Option<BgpPrefixCheck>,
+    /// FRR advertises this prefix to this BGP peer.
+    #[serde(default)]
+    pub bgp_advertised: Option<BgpPrefixCheck>,
+    /// Real traffic from this node to a node or address: allowed or blocked (firewalls).
+    #[serde(default)]
+    pub flow: Option<Flow>,
     /// The node learned the lab's NAT64 prefix: from a Router Advertisement's PREF64 option
     /// (`ra`, RFC 8781) or from `ipv4only.arpa` (`dns`, RFC 7050).
     #[serde(default)]
@@ -491,6 +566,79 @@ pub struct JsonMatch {
     /// Some value at the path, as text, contains this.
     #[serde(default)]
     pub contains: Option<String>,
+}
+
+/// `bgp-session: PEER`, or a mapping.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum BgpSessionDef {
+    Peer(Sp<String>),
+    Full(BgpSessionCheck),
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BgpSessionCheck {
+    /// A node (its address on a segment shared with the checking node) or an address.
+    pub peer: Sp<String>,
+    /// The session over `ipv6` (default) or over `ipv4`.
+    #[serde(default)]
+    pub family: Option<Sp<IpFamily>>,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct BgpPrefixCheck {
+    /// The BGP peer: a node (its address on a segment shared with the checking node) or an
+    /// address.
+    pub peer: Sp<String>,
+    /// A prefix, or a segment name (its IPv6 prefix; its IPv4 prefix with `family: ipv4`).
+    pub prefix: Sp<String>,
+    /// Family of the session and of a segment's prefix: `ipv6` (default) or `ipv4`.
+    #[serde(default)]
+    pub family: Option<Sp<IpFamily>>,
+}
+
+/// Traffic sent from the check's node (the source) to `to`, done for real.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Flow {
+    /// A node (its first address of the family; for `tcp` and `udp` the node answers on `port`
+    /// from the start of the lab) or an address.
+    pub to: Sp<String>,
+    /// `tcp`, `udp`, `icmpv6` (echo), or the ICMPv6 messages that must never be blocked
+    /// (RFC 4890): `nd` (neighbour discovery with `to`, on a shared segment) and
+    /// `packet-too-big` (a packet too big for a link on the way to `to` brings a Packet Too
+    /// Big back, and the path MTU drops).
+    pub protocol: Sp<FlowProtocol>,
+    /// Destination port of `tcp` and `udp`.
+    #[serde(default)]
+    pub port: Option<Sp<u16>>,
+    /// `ipv6` (default) or `ipv4` (for `tcp` and `udp`).
+    #[serde(default)]
+    pub family: Option<Sp<IpFamily>>,
+    /// `allowed` or `blocked`.
+    pub expect: Sp<FlowExpect>,
+    /// Size of the `packet-too-big` probe's payload. Default 1400.
+    #[serde(default)]
+    pub size: Option<Sp<u32>>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlowProtocol {
+    Tcp,
+    Udp,
+    Icmpv6,
+    Nd,
+    PacketTooBig,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum FlowExpect {
+    Allowed,
+    Blocked,
 }
 
 /// `ping: TARGET`, or a mapping.
@@ -712,3 +860,4 @@ short_or_long!(SegmentDef, "segment", Family, Family, Full);
 short_or_long!(InterfaceDef, "interface", Segment, String, Full);
 short_or_long!(RecordDef, "record", Node, String, Full);
 short_or_long!(PingDef, "ping", Target, String, Full);
+short_or_long!(BgpSessionDef, "bgp-session", Peer, String, Full);

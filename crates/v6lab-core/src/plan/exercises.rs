@@ -12,7 +12,7 @@ use crate::topology::{self as t, IpFamily};
 use crate::values;
 use ipnet::{IpNet, Ipv6Net};
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 impl Planner<'_> {
     /// Plans the exercises of a plan whose nodes have their parts: marks the parts each leaves
@@ -154,6 +154,9 @@ impl Planner<'_> {
             ("bgp-session", c.bgp_session.is_some()),
             ("pref64", c.pref64.is_some()),
             ("path-mtu", c.path_mtu.is_some()),
+            ("bgp-received", c.bgp_received.is_some()),
+            ("bgp-advertised", c.bgp_advertised.is_some()),
+            ("flow", c.flow.is_some()),
         ];
         let present: Vec<&str> = kinds.iter().filter(|(_, p)| *p).map(|(k, _)| *k).collect();
         let all: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
@@ -462,11 +465,17 @@ impl Planner<'_> {
                 }
             }
         } else if let Some(b) = &c.bgp_session {
-            let peer = self.target_address(b, IpFamily::Ipv6, nodes)?;
-            let peer: IpAddr = peer.parse().ok()?;
+            let (name, family) = match b {
+                t::BgpSessionDef::Peer(p) => (p, IpFamily::Ipv6),
+                t::BgpSessionDef::Full(f) => (
+                    &f.peer,
+                    f.family.as_ref().map(|x| x.value).unwrap_or(IpFamily::Ipv6),
+                ),
+            };
+            let peer = self.bgp_peer(ni, name, family, nodes)?;
             (
                 CheckKind::BgpSession { peer },
-                format!("BGP session with {} is Established", b.value),
+                format!("BGP session with {} ({peer}) is Established", name.value),
             )
         } else if let Some(src) = &c.pref64 {
             let Some(n) = nat64 else {
@@ -524,6 +533,44 @@ impl Planner<'_> {
                 },
                 format!("path MTU toward {} is {}", p.to.value, p.mtu.value),
             )
+        } else if let Some(b) = c.bgp_received.as_ref().or(c.bgp_advertised.as_ref()) {
+            let family = b.family.as_ref().map(|f| f.value).unwrap_or(IpFamily::Ipv6);
+            let peer = self.bgp_peer(ni, &b.peer, family, nodes);
+            let prefixes = self.prefixes_of(&b.prefix, segments)?;
+            let prefix = prefixes
+                .iter()
+                .find(|p| p.addr().is_ipv6() == (family == IpFamily::Ipv6))
+                .copied();
+            let Some(prefix) = prefix else {
+                self.err(
+                    b.prefix.loc,
+                    format!(
+                        "segment `{}` has no {} prefix",
+                        b.prefix.value,
+                        if family == IpFamily::Ipv6 {
+                            "IPv6"
+                        } else {
+                            "IPv4"
+                        }
+                    ),
+                    "name a segment of that family, or write a prefix",
+                );
+                return None;
+            };
+            let peer = peer?;
+            if c.bgp_received.is_some() {
+                (
+                    CheckKind::BgpReceived { peer, prefix },
+                    format!("{prefix} received from {} over BGP", b.peer.value),
+                )
+            } else {
+                (
+                    CheckKind::BgpAdvertised { peer, prefix },
+                    format!("{prefix} advertised to {} over BGP", b.peer.value),
+                )
+            }
+        } else if let Some(f) = &c.flow {
+            self.flow_check(ni, f, nodes, segments)?
         } else {
             return None;
         };
@@ -536,6 +583,143 @@ impl Planner<'_> {
             pass: c.pass.clone(),
             fail: c.fail.clone(),
         })
+    }
+
+    /// A `flow` check: where the traffic goes, and whether the protocol needs a port.
+    fn flow_check(
+        &mut self,
+        ni: Option<usize>,
+        f: &t::Flow,
+        nodes: &[NodePlan],
+        segments: &[SegmentPlan],
+    ) -> Option<(CheckKind, String)> {
+        use t::{FlowExpect, FlowProtocol as P};
+        let protocol = f.protocol.value;
+        let family = f.family.as_ref().map(|x| x.value).unwrap_or(IpFamily::Ipv6);
+        if family == IpFamily::Ipv4 && !matches!(protocol, P::Tcp | P::Udp) {
+            let loc = f.family.as_ref().map(|x| x.loc).unwrap_or(f.protocol.loc);
+            self.err(
+                loc,
+                "only `tcp` and `udp` flows can be IPv4",
+                "remove `family: ipv4`, or check ICMP with a `ping` check",
+            );
+        }
+        let needs_port = matches!(protocol, P::Tcp | P::Udp);
+        match (&f.port, needs_port) {
+            (None, true) => self.err(
+                f.protocol.loc,
+                "a `tcp` or `udp` flow needs a `port`",
+                "add e.g. `port: 22`",
+            ),
+            (Some(p), false) => self.err(
+                p.loc,
+                "only `tcp` and `udp` flows have a port",
+                "remove `port`",
+            ),
+            _ => {}
+        }
+        if f.size.is_some() && protocol != P::PacketTooBig {
+            let loc = f.size.as_ref().map(|s| s.loc).unwrap_or_default();
+            self.err(
+                loc,
+                "only `packet-too-big` flows have a size",
+                "remove `size`",
+            );
+        }
+        let size = f.size.as_ref().map(|s| s.value).unwrap_or(1400);
+        if !(1240..=65000).contains(&size) {
+            let loc = f.size.as_ref().map(|s| s.loc).unwrap_or_default();
+            self.err(
+                loc,
+                format!("a probe of {size} bytes proves nothing about Packet Too Big"),
+                "write a size from 1240 (above the IPv6 minimum MTU) to 65000",
+            );
+        }
+        let mut iface = None;
+        let target: IpAddr = if protocol == P::Nd {
+            // Neighbour discovery happens on a shared link only.
+            let me = &nodes[ni?];
+            let link = match f.to.parse::<Ipv6Addr>() {
+                // An address: the interface on the segment whose prefix holds it.
+                Ok(a) => me
+                    .interfaces
+                    .iter()
+                    .find(|i| {
+                        segments
+                            .iter()
+                            .any(|s| s.name == i.segment && s.ipv6.is_some_and(|p| p.contains(&a)))
+                    })
+                    .map(|i| (i.name.as_str(), IpAddr::V6(a))),
+                Err(_) => self
+                    .node_index
+                    .get(f.to.as_str())
+                    .and_then(|&ti| super::bgp::shared_link(me, &nodes[ti], IpFamily::Ipv6)),
+            };
+            match link {
+                Some((i, a)) => {
+                    iface = Some(i.to_owned());
+                    a
+                }
+                None => {
+                    let msg = if f.to.parse::<Ipv6Addr>().is_ok() {
+                        format!("`{}` is on none of `{}`'s segments", f.to.value, me.name)
+                    } else {
+                        self.node_ref(&f.to)?;
+                        format!(
+                            "`{}` has no planned IPv6 address on a segment shared with `{}`",
+                            f.to.value, me.name
+                        )
+                    };
+                    self.err(
+                        f.to.loc,
+                        msg,
+                        "neighbour discovery happens on a link: name a node or an address on one of this node's segments",
+                    );
+                    return None;
+                }
+            }
+        } else {
+            let fam = if needs_port { family } else { IpFamily::Ipv6 };
+            let a = self.target_address(&f.to, fam, nodes)?;
+            match a.parse() {
+                Ok(a) => a,
+                Err(_) => {
+                    self.err(
+                        f.to.loc,
+                        format!("`{}` is not a node or an address", f.to.value),
+                        "write a node name or an IP address",
+                    );
+                    return None;
+                }
+            }
+        };
+        let port = f.port.as_ref().map(|p| p.value);
+        let what = match protocol {
+            P::Tcp => format!("TCP to port {}", port.unwrap_or(0)),
+            P::Udp => format!("UDP to port {}", port.unwrap_or(0)),
+            P::Icmpv6 => "ICMPv6 echo".into(),
+            P::Nd => "neighbour discovery".into(),
+            P::PacketTooBig => "Packet Too Big".into(),
+        };
+        let verdict = match f.expect.value {
+            FlowExpect::Allowed => "passes",
+            FlowExpect::Blocked => "is blocked",
+        };
+        Some((
+            CheckKind::Flow {
+                target,
+                protocol,
+                port,
+                expect: f.expect.value,
+                size,
+                iface,
+            },
+            format!(
+                "{what} from {} to {} {verdict}",
+                ni.map(|i| nodes[i].name.as_str()).unwrap_or("?"),
+                f.to.value
+            ),
+        ))
     }
 
     /// A node name becomes one of its addresses of the family; addresses and DNS names stay.

@@ -17,9 +17,11 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 mod addresses;
+mod bgp;
 mod clat;
 mod exercises;
 mod family;
+mod firewall;
 mod names;
 mod nat64;
 mod nodes;
@@ -220,6 +222,11 @@ pub struct ServicesPlan {
     pub resolver: Option<ResolverPlan>,
     pub http: Option<HttpPlan>,
     pub ospf6: Option<Ospf6Plan>,
+    pub bgp: Option<BgpPlan>,
+    /// The node's nftables ruleset (`firewall:`).
+    pub firewall: Option<String>,
+    /// Echo listeners answering the `flow` checks sent to this node.
+    pub flow_listeners: Vec<FlowListenerPlan>,
     /// The trainer's files, placed as written.
     pub files: Vec<FilePlan>,
     /// The trainer's commands, run in order.
@@ -320,6 +327,56 @@ pub enum Ospf6LinkKind {
     P2p,
     Passive,
     Broadcast,
+}
+
+/// BGP on a router.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BgpPlan {
+    pub asn: u32,
+    pub router_id: Ipv4Addr,
+    pub networks6: Vec<Ipv6Net>,
+    pub networks4: Vec<Ipv4Net>,
+    /// One session per peer and family.
+    pub neighbors: Vec<BgpNeighborPlan>,
+    pub prefix_lists: Vec<PrefixListPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BgpNeighborPlan {
+    /// The peer node, or the address as written.
+    pub name: String,
+    pub address: IpAddr,
+    pub asn: u32,
+    /// Same AS: iBGP (next hop set to self, so routes from eBGP are usable inside the AS).
+    pub ibgp: bool,
+    pub prefix_list_in: Option<String>,
+    pub prefix_list_out: Option<String>,
+}
+
+/// A prefix list; IPv6 and IPv4 lines are separate lists in FRR, under the same name.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrefixListPlan {
+    pub name: String,
+    pub entries: Vec<PrefixListEntryPlan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PrefixListEntryPlan {
+    pub seq: u32,
+    /// `permit` or `deny`.
+    pub action: String,
+    pub prefix: IpNet,
+    pub le: Option<u8>,
+}
+
+/// An echo listener (socat) for `flow` checks: TCP accepts, UDP sends each datagram back.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct FlowListenerPlan {
+    /// `tcp` or `udp`.
+    pub protocol: String,
+    pub port: u16,
+    /// Listen on IPv6 (which takes IPv4 too), else IPv4 only.
+    pub ipv6: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -438,6 +495,23 @@ pub enum CheckKind {
         target: IpAddr,
         mtu: u32,
     },
+    BgpReceived {
+        peer: IpAddr,
+        prefix: IpNet,
+    },
+    BgpAdvertised {
+        peer: IpAddr,
+        prefix: IpNet,
+    },
+    Flow {
+        target: IpAddr,
+        protocol: crate::topology::FlowProtocol,
+        port: Option<u16>,
+        expect: crate::topology::FlowExpect,
+        size: u32,
+        /// The source's interface toward `target` (neighbour discovery).
+        iface: Option<String>,
+    },
 }
 
 impl Plan {
@@ -550,6 +624,8 @@ impl<'t> Planner<'t> {
         self.plan_resolvers(&mut nodes, &mut segments, nat64.as_ref());
         self.plan_services(&mut nodes, nat64.as_ref());
         self.plan_routing(&mut nodes);
+        self.plan_bgp(&mut nodes, &segments);
+        self.plan_firewalls(&mut nodes);
         let hash = {
             use sha2::Digest;
             let d = sha2::Sha256::digest(src.text.as_bytes());
