@@ -707,9 +707,13 @@ fn fdb_to(dev: &str, ip: IpAddr) -> Vec<Step> {
 }
 
 /// A point-to-point VXLAN link `dev` (no learning; its one destination is the all-zero FDB
-/// entry, so a moved peer is one [`repoint`] away), removed first if a previous run left it.
+/// entry, so a moved peer is one [`repoint`] away), removed first if a previous run left it. It
+/// sends from UDP port 4789 too: both directions of a spoke are then one flow for the pod's
+/// connection tracking, so a student's stateful firewall (`ct state established accept`, then
+/// `policy drop`) keeps the segments the node is on.
 fn vxlan(dev: &str, vni: u32, mtu: u32, mac: Option<&str>, peer: IpAddr) -> Vec<Step> {
     let (vni, mtu, port) = (vni.to_string(), mtu.to_string(), VXLAN_PORT.to_string());
+    let port_end = (VXLAN_PORT + 1).to_string();
     let mut add = vec!["ip", "link", "add", dev];
     if let Some(mac) = mac {
         add.extend(["address", mac]);
@@ -723,6 +727,9 @@ fn vxlan(dev: &str, vni: u32, mtu: u32, mac: Option<&str>, peer: IpAddr) -> Vec<
         &vni,
         "dstport",
         &port,
+        "srcport",
+        &port,
+        &port_end,
         "nolearning",
     ]);
     let mut steps = vec![cleanup(&["ip", "link", "delete", dev]), step(&add)];

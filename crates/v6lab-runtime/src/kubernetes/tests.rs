@@ -225,7 +225,7 @@ fn switch_setup_is_a_bridge_with_one_spoke_per_member() {
         "ip link set br0 addrgenmode none".into(),
         "-ip link delete vx0".into(),
         format!(
-            "ip link add vx0 mtu 1450 type vxlan id {} dstport 4789 nolearning",
+            "ip link add vx0 mtu 1450 type vxlan id {} dstport 4789 srcport 4789 4790 nolearning",
             m0.vni
         ),
         "-bridge fdb del 00:00:00:00:00:00 dev vx0 self".into(),
@@ -285,7 +285,7 @@ fn node_setup_copies_files_then_makes_each_interface_a_spoke() {
             [
                 format!("-ip link delete {}", i.name),
                 format!(
-                    "ip link add {} address {} mtu {} type vxlan id {} dstport 4789 nolearning",
+                    "ip link add {} address {} mtu {} type vxlan id {} dstport 4789 srcport 4789 4790 nolearning",
                     i.name,
                     i.mac,
                     i.mtu.min(seg.mtu),
