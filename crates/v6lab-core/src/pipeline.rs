@@ -77,15 +77,12 @@ pub fn plan_source_with(
     bytes: &[u8],
     policy: &Policy,
 ) -> Result<(Source, Plan), (Source, Diagnostics)> {
-    let (src, topo) = crate::load::parse(file, bytes)?;
-    match build_with(&src, &topo, policy) {
-        Ok(plan) => Ok((src, plan)),
-        Err(d) => Err((src, d)),
-    }
+    plan_source_for(file, bytes, policy, None)
 }
 
 /// Parses, validates and plans the lab of the student numbered `variation`, against `policy`.
-/// A topology without `vary:` (or no variation) gives the lab as written. A varied lab is
+/// A topology without `vary:` (or no variation) gives the lab as written; without
+/// `variation`, the one noted in the text ([`crate::vary::mark`]) is used. A varied lab is
 /// planned from the topology's text with every address of the lab as written moved into the
 /// student's block, so its diagnostics show that text.
 pub fn plan_source_for(
@@ -101,6 +98,7 @@ pub fn plan_source_for(
         .and_then(|p| p.ipv6.as_ref())
         .map(|s| s.parse::<ipnet::Ipv6Net>().map(|n| n.trunc()))
         .unwrap_or_else(|| crate::plan::DEFAULT_IPV6_POOL.parse());
+    let variation = variation.or_else(|| crate::vary::marked(&src.text));
     let (v, pool) = match (variation, &topo.vary, pool) {
         (Some(v), Some(_), Ok(pool)) if pool.prefix_len() <= crate::vary::MAX_POOL_LEN => (v, pool),
         // The lab as written; a bad pool is reported there.

@@ -47,6 +47,35 @@ impl Variation {
     }
 }
 
+/// The comment that names the student's variation in a lab's copy of its topology (kept in
+/// every node, so `v6lab check` and `v6lab solve` plan the student's lab from it).
+const MARK: &str = "# v6lab: the lab of student ";
+
+/// `text` with the variation `v` noted in a comment at its end (line numbers are kept).
+pub fn mark(text: &str, v: Option<Variation>) -> String {
+    match v {
+        Some(v) if marked(text).is_none() => {
+            let sep = if text.ends_with('\n') || text.is_empty() {
+                ""
+            } else {
+                "\n"
+            };
+            format!("{text}{sep}{MARK}{}\n", v.0)
+        }
+        _ => text.to_owned(),
+    }
+}
+
+/// The variation noted by [`mark`] at the end of `text`, if any.
+pub fn marked(text: &str) -> Option<Variation> {
+    let last = text.lines().rev().find(|l| !l.trim().is_empty())?;
+    last.strip_prefix(MARK)?
+        .trim()
+        .parse()
+        .ok()
+        .and_then(Variation::new)
+}
+
 /// The shift of the variation's 8 bits in an address of a `/len` pool.
 fn shift(len: u8) -> u32 {
     128 - u32::from(len) - 8
@@ -154,6 +183,19 @@ mod tests {
              fe80::1 64:ff9b::/96 3fff::1 192.0.2.1 10:30 02:76:36:00:00:01 abc::1 \
              x2001:db8:1::1 2001:db8:ff00::1"
         );
+    }
+
+    #[test]
+    fn a_marked_copy_of_the_topology_plans_the_students_lab() {
+        let text = varied_topology("ipv6-basics.yaml");
+        let copy = mark(&text, Variation::new(5));
+        assert_eq!(marked(&copy), Variation::new(5));
+        assert_eq!(mark(&copy, Variation::new(6)), copy);
+        assert_eq!(marked(&text), None);
+        assert_eq!(mark(&text, None), text);
+        let (_, p) = crate::replan("t.yaml", copy.as_bytes()).unwrap();
+        assert_eq!(p.segments[0].ipv6.unwrap().to_string(), "2001:db8:501::/64");
+        assert_eq!(p.nodes, plan_for(&text, 5).nodes);
     }
 
     #[test]
