@@ -432,7 +432,7 @@ async fn show_lab(
         .map_err(internal)?
         .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no lab {lab}")))?;
     let mut v = Lab::of(&l, who == Principal::Admin);
-    if let Ok((_, plan)) = v6lab_core::replan(&l.topology_name, l.topology.as_bytes()) {
+    if let Ok(plan) = crate::variation::replan_lab(&api.ctl.store, &l) {
         v.nodes = Some(
             plan.nodes
                 .iter()
