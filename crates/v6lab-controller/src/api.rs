@@ -141,6 +141,15 @@ async fn create_class(
             ));
         }
     };
+    if students.len() > crate::variation::MAX_STUDENTS && crate::variation::varies(&req.topology) {
+        return Err(err(
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the topology gives each student their own prefixes (`vary:`), for at most {} students; split the class",
+                crate::variation::MAX_STUDENTS
+            ),
+        ));
+    }
     let mut seen = std::collections::HashSet::new();
     for s in &students {
         if s.is_empty() || !seen.insert(s.clone()) {

@@ -7,6 +7,9 @@ use crate::store::{LabRow, Store, StoreError};
 use v6lab_core::vary::Variation;
 use v6lab_core::{Diagnostics, Plan, Policy, Source};
 
+/// The most students a class of a topology with `vary:` may have (each has their own values).
+pub const MAX_STUDENTS: usize = 255;
+
 /// The variation of a lab: its student's place among the students of its class; `None` for a
 /// lab outside a class.
 pub fn variation(store: &Store, l: &LabRow) -> Result<Option<Variation>, StoreError> {
@@ -39,12 +42,15 @@ pub fn node_copy(store: &Store, l: &LabRow) -> Result<String, StoreError> {
     Ok(v6lab_core::vary::mark(&l.topology, variation(store, l)?))
 }
 
+/// Whether a topology gives each student of a class their own values (`vary:`).
+pub fn varies(topology: &str) -> bool {
+    v6lab_core::load::parse("topology", topology.as_bytes()).is_ok_and(|(_, t)| t.vary.is_some())
+}
+
 /// The student's own IPv6 prefixes (each segment's, then the NAT64 prefix), for their page and
 /// slip; empty when the lab is the lab as written.
 pub fn student_prefixes(store: &Store, l: &LabRow, plan: &Plan) -> Vec<serde_json::Value> {
-    let varies = v6lab_core::load::parse(&l.topology_name, l.topology.as_bytes())
-        .is_ok_and(|(_, t)| t.vary.is_some());
-    if !varies || !matches!(variation(store, l), Ok(Some(_))) {
+    if !varies(&l.topology) || !matches!(variation(store, l), Ok(Some(_))) {
         return Vec::new();
     }
     let segments = plan
@@ -101,5 +107,7 @@ mod tests {
         assert_eq!(prefix(&single).to_string(), "2001:db8:1::/64");
         let plan = replan_lab(&store, &single).unwrap();
         assert!(student_prefixes(&store, &single, &plan).is_empty());
+        assert!(varies(TOPOLOGY));
+        assert!(!varies(&TOPOLOGY.replace("vary: prefix\n", "")));
     }
 }
