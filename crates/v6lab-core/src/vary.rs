@@ -319,4 +319,33 @@ mod tests {
         let p = plan_for(&ok, 4);
         assert_eq!(p.segments[1].ipv6.unwrap().to_string(), "2001:db8:4ca::/64");
     }
+
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 32, ..Default::default() })]
+
+        /// Any student's lab plans, the same every time, inside the student's block, and no
+        /// two students share a prefix.
+        #[test]
+        fn every_student_gets_a_stable_plan_in_their_own_block(a in 1u8..=255, b in 1u8..=255) {
+            let text = varied_topology("nat64-dns64.yaml");
+            let pa = plan_for(&text, a);
+            proptest::prop_assert_eq!(&pa, &plan_for(&text, a));
+            let block = varied_pool(pool(), Variation(a));
+            for s in &pa.segments {
+                if let Some(p) = s.ipv6 {
+                    proptest::prop_assert!(block.contains(&p), "{} outside {}", p, block);
+                }
+            }
+            let nat64 = pa.nat64.as_ref().unwrap().prefix;
+            proptest::prop_assert!(block.contains(&nat64));
+            if a != b {
+                let pb = plan_for(&text, b);
+                for (x, y) in pa.segments.iter().zip(&pb.segments) {
+                    if x.ipv6.is_some() {
+                        proptest::prop_assert_ne!(x.ipv6, y.ipv6);
+                    }
+                }
+            }
+        }
+    }
 }

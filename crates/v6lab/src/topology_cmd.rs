@@ -74,6 +74,15 @@ fn load_plan_for(
     variation: Option<v6lab_core::vary::Variation>,
 ) -> Result<Result<(Source, Plan), (Source, Diagnostics)>> {
     let bytes = read_topology(path)?;
+    if variation.is_some()
+        && let Ok((_, t)) = v6lab_core::load::parse("topology", &bytes)
+        && t.vary.is_none()
+    {
+        eprintln!(
+            "note: {} has no `vary:`: every student's lab is the lab as written",
+            path.display()
+        );
+    }
     Ok(v6lab_core::plan_source_for(
         &path.display().to_string(),
         &bytes,
