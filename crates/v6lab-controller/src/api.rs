@@ -141,15 +141,12 @@ async fn create_class(
             ));
         }
     };
-    if students.len() > crate::variation::MAX_STUDENTS && crate::variation::varies(&req.topology) {
-        return Err(err(
-            StatusCode::BAD_REQUEST,
-            format!(
-                "the topology gives each student their own prefixes (`vary:`), for at most {} students; split the class",
-                crate::variation::MAX_STUDENTS
-            ),
-        ));
-    }
+    // One plan per student: off the async threads.
+    let (f, t, s) = (file.clone(), req.topology.clone(), students.clone());
+    tokio::task::spawn_blocking(move || crate::variation::check_class(&f, &t, &s))
+        .await
+        .map_err(internal)?
+        .map_err(|(code, message)| err(code, message))?;
     let mut seen = std::collections::HashSet::new();
     for s in &students {
         if s.is_empty() || !seen.insert(s.clone()) {

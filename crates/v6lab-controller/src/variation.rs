@@ -10,6 +10,38 @@ use v6lab_core::{Diagnostics, Plan, Policy, Source};
 /// The most students a class of a topology with `vary:` may have (each has their own values).
 pub const MAX_STUDENTS: usize = 255;
 
+/// A class of `students` of a topology with `vary:`: at most [`MAX_STUDENTS`], and every
+/// student's lab plans (the lab as written was checked already).
+pub fn check_class(
+    file: &str,
+    topology: &str,
+    students: &[String],
+) -> Result<(), (axum::http::StatusCode, String)> {
+    use axum::http::StatusCode;
+    if !varies(topology) {
+        return Ok(());
+    }
+    if students.len() > MAX_STUDENTS {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            format!(
+                "the topology gives each student their own prefixes (`vary:`), for at most {MAX_STUDENTS} students; split the class"
+            ),
+        ));
+    }
+    for s in students {
+        let v = Variation::in_roster(s, students);
+        let policy = v6lab_core::policy::current();
+        if let Err((src, d)) = v6lab_core::plan_source_for(file, topology.as_bytes(), policy, v) {
+            return Err((
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!("the lab of student {s}:\n{}", d.render(&src.text)),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The variation of a lab: its student's place among the students of its class; `None` for a
 /// lab outside a class.
 pub fn variation(store: &Store, l: &LabRow) -> Result<Option<Variation>, StoreError> {
@@ -108,6 +140,12 @@ mod tests {
         let plan = replan_lab(&store, &single).unwrap();
         assert!(student_prefixes(&store, &single, &plan).is_empty());
         assert!(varies(TOPOLOGY));
+        let roster: Vec<String> = (1..=3).map(|i| format!("s{i}")).collect();
+        assert!(check_class("t", TOPOLOGY, &roster).is_ok());
+        let many: Vec<String> = (0..256).map(|i| format!("s{i}")).collect();
+        let (code, message) = check_class("t", TOPOLOGY, &many).unwrap_err();
+        assert_eq!(code, axum::http::StatusCode::BAD_REQUEST, "{message}");
+        assert!(check_class("t", &TOPOLOGY.replace("vary: prefix\n", ""), &many).is_ok());
         assert!(!varies(&TOPOLOGY.replace("vary: prefix\n", "")));
     }
 }

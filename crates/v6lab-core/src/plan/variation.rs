@@ -52,6 +52,10 @@ impl Planner<'_> {
             return;
         }
         let block = Ipv6Net::new(pool.network(), pool.prefix_len() + 8).expect("at most /40");
+        let example = |len: u8| {
+            let base = u128::from(block.network()) | (0xcau128 << 80);
+            Ipv6Net::new(std::net::Ipv6Addr::from(base), len).expect("a length of the pool")
+        };
         for (name, def) in topo.segments.iter() {
             let SegmentDef::Full(seg) = def else { continue };
             let Some(p) = &seg.ipv6 else { continue };
@@ -67,14 +71,27 @@ impl Planner<'_> {
                     ),
                     format!(
                         "write a prefix inside {block}, e.g. `{}`, or remove `ipv6:` to take one from the pool",
-                        Ipv6Net::new(
-                            std::net::Ipv6Addr::from(u128::from(block.network()) | (0xcau128 << 80)),
-                            64
-                        )
-                        .expect("64")
+                        example(64)
                     ),
                 );
             }
+        }
+        // A NAT64 prefix elsewhere in the pool would fall into some student's block.
+        if let Some(p) = topo.nat64.as_ref().and_then(|n| n.prefix.as_ref())
+            && let Ok(net) = p.parse::<Ipv6Net>()
+            && pool.contains(&net)
+            && !block.contains(&net)
+        {
+            self.err(
+                p.loc,
+                format!(
+                    "the NAT64 prefix {net} lies in another student's block of the pool: with `vary: prefix`, a prefix of the pool must be inside {block} (the lab as written)"
+                ),
+                format!(
+                    "write a prefix inside {block}, e.g. `{}`, one outside the pool, or remove `prefix:`",
+                    example(96)
+                ),
+            );
         }
     }
 }
