@@ -205,6 +205,7 @@ async fn create_class(
             ));
         }
     }
+    crate::variation::record(&api.ctl.store, &name, &students).map_err(internal)?;
     api.ctl
         .store
         .insert_class(&class, &labs)

@@ -42,18 +42,36 @@ pub fn check_class(
     Ok(())
 }
 
-/// The variation of a lab: its student's place among the students of its class; `None` for a
-/// lab outside a class.
+/// The variation of a lab: its student's place in the roster of its class, recorded when the
+/// class was made (so removing one student's lab renumbers nobody); `None` for a lab outside a
+/// class.
 pub fn variation(store: &Store, l: &LabRow) -> Result<Option<Variation>, StoreError> {
     let (Some(class), Some(student)) = (&l.class, &l.student) else {
         return Ok(None);
     };
+    if let Some(n) = store.variation(&l.name)? {
+        return Ok(Variation::new(n));
+    }
+    // A class made before variations were recorded: its roster now.
     let roster: Vec<String> = store
         .class_labs(class)?
         .into_iter()
         .filter_map(|l| l.student)
         .collect();
     Ok(Variation::in_roster(student, &roster))
+}
+
+/// Records the variation of every lab of a new class, before its labs are stored (so no lab is
+/// ever made without it).
+pub fn record(store: &Store, class: &str, students: &[String]) -> Result<(), StoreError> {
+    let labs: Vec<(String, u8)> = students
+        .iter()
+        .filter_map(|s| {
+            let v = Variation::in_roster(s, students)?;
+            Some((format!("{class}-{s}"), v.number()))
+        })
+        .collect();
+    store.set_variations(&labs)
 }
 
 /// The plan of the lab `l` for its student, against `policy`; the error is fit to show.
@@ -120,9 +138,17 @@ mod tests {
             created: 1,
             expires: 2,
         };
+        record(&store, "c", &["bob".into(), "alice".into(), "carol".into()]).unwrap();
         store.insert_class(&class, &labs).unwrap();
         let prefix = |l: &LabRow| replan_lab(&store, l).unwrap().segments[0].ipv6.unwrap();
         assert_eq!(prefix(&labs[1]).to_string(), "2001:db8:101::/64");
+        assert_eq!(prefix(&labs[0]).to_string(), "2001:db8:201::/64");
+        // Removing a student's lab renumbers nobody: carol keeps her number 3.
+        let carol = lab("carol");
+        store.insert_lab(&carol).unwrap();
+        assert_eq!(prefix(&carol).to_string(), "2001:db8:301::/64");
+        store.delete_lab("c-alice").unwrap();
+        assert_eq!(prefix(&carol).to_string(), "2001:db8:301::/64");
         assert_eq!(prefix(&labs[0]).to_string(), "2001:db8:201::/64");
         let copy = node_copy(&store, &labs[0]).unwrap();
         let (_, from_copy) = v6lab_core::replan("t", copy.as_bytes()).unwrap();
