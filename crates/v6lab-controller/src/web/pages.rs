@@ -771,6 +771,7 @@ pub async fn sheet(
     };
     let base = base_url(&headers, q.base.as_deref());
     let host = ssh_host(&base);
+    let varied = crate::variation::varies(&c.topology);
     let slips: Vec<Value> = api
         .ctl
         .store
@@ -780,7 +781,9 @@ pub async fn sheet(
         .map(|l| {
             let student = l.student.clone().unwrap_or_else(|| l.name.clone());
             let url = format!("{base}/s/{}", l.token);
-            let prefixes = crate::variation::replan_lab(&api.ctl.store, l)
+            let prefixes = varied
+                .then(|| crate::variation::replan_lab(&api.ctl.store, l).ok())
+                .flatten()
                 .map(|p| crate::variation::student_prefixes(&api.ctl.store, l, &p))
                 .unwrap_or_default();
             json!({
