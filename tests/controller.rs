@@ -41,13 +41,9 @@ fn class_name(tag: &str) -> String {
     format!("c{}{tag}", std::process::id() % 100_000)
 }
 
-#[test]
-fn student_tokens_open_only_their_own_lab() {
-    let mut s = Serve::start("tokens");
-    let class = class_name("tok");
-    s.class_create("ipv6-basics", &class, 3, "15m");
-    let v = s.wait_ready(&class, 3);
-    let labs: Vec<(String, String)> = v["labs"]
+/// The labs of a class (as `class show` gives it) and their student tokens.
+fn labs_and_tokens(v: &Value) -> Vec<(String, String)> {
+    v["labs"]
         .as_array()
         .unwrap()
         .iter()
@@ -57,7 +53,16 @@ fn student_tokens_open_only_their_own_lab() {
                 l["token"].as_str().unwrap().to_owned(),
             )
         })
-        .collect();
+        .collect()
+}
+
+#[test]
+fn student_tokens_open_only_their_own_lab() {
+    let mut s = Serve::start("tokens");
+    let class = class_name("tok");
+    s.class_create("ipv6-basics", &class, 3, "15m");
+    let v = s.wait_ready(&class, 3);
+    let labs: Vec<(String, String)> = labs_and_tokens(&v);
     // The runtime holds the 3 labs, whole.
     let rt = runtime_labs(&class);
     assert_eq!(rt.len(), 3, "{rt:?}");
@@ -272,17 +277,7 @@ fn progress_is_checked_periodically_and_streamed_to_the_right_student() {
     let class = class_name("prog");
     s.class_create("ipv6-basics", &class, 2, "15m");
     let v = s.wait_ready(&class, 2);
-    let labs: Vec<(String, String)> = v["labs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|l| {
-            (
-                l["name"].as_str().unwrap().to_owned(),
-                l["token"].as_str().unwrap().to_owned(),
-            )
-        })
-        .collect();
+    let labs: Vec<(String, String)> = labs_and_tokens(&v);
     let (lab_a, token_a) = labs[0].clone();
     let (lab_b, _) = labs[1].clone();
 
@@ -675,4 +670,134 @@ fn a_lab_deleted_while_being_created_stops_being_created() {
                 .then_some(())
         },
     );
+}
+
+/// A web session of `token` (a student's or the administrator's): its cookies, for pages.
+fn web_cookies(s: &Serve, token: &str) -> String {
+    let http = reqwest::blocking::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = http
+        .post(format!("{}/login", s.url))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("token={token}"))
+        .send()
+        .unwrap();
+    let cookies: Vec<String> = r
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_owned))
+        .collect();
+    assert!(!cookies.is_empty(), "no session cookie: {}", r.status());
+    cookies.join("; ")
+}
+
+/// A page of the web UI with a session's cookies: (status, body).
+fn page(s: &Serve, path: &str, cookies: &str) -> (u16, String) {
+    let r = reqwest::blocking::Client::new()
+        .get(format!("{}{path}", s.url))
+        .header("cookie", cookies)
+        .send()
+        .unwrap();
+    (r.status().as_u16(), r.text().unwrap())
+}
+
+/// Per-student values: a class of two students of a topology with `vary: prefix`. Each
+/// student's page, the access sheet and the API show that student's prefixes, the labs really
+/// have them, and each lab's checks pass after its own solution.
+#[test]
+fn students_of_a_varied_class_get_their_own_prefixes_and_pass_with_their_own_solution() {
+    let mut s = Serve::with("vary", "2s", false);
+    let class = class_name("vary");
+    let t = std::env::temp_dir().join(format!("v6lab-vary-{}.yaml", std::process::id()));
+    let text = std::fs::read_to_string(topology("ipv6-basics")).unwrap();
+    std::fs::write(&t, format!("vary: prefix\n{text}")).unwrap();
+    s.class_create_file(&t, &class, 2, "15m");
+    std::fs::remove_file(&t).unwrap();
+    let v = s.wait_ready(&class, 2);
+    let mut labs: Vec<(String, String)> = labs_and_tokens(&v);
+    labs.sort();
+    // student-01 is the first of the roster, student-02 the second.
+    let prefix = |n: usize| format!("2001:db8:{n}01::");
+    let admin = s.admin_token();
+    let sheet = page(
+        &s,
+        &format!("/classes/{class}/sheet"),
+        &web_cookies(&s, &admin),
+    );
+    assert_eq!(sheet.0, 200);
+    for (i, (lab, token)) in labs.iter().enumerate() {
+        let (own, other) = (prefix(i + 1), prefix(2 - i));
+        // The student's page: their prefix and addresses, never the neighbour's.
+        let (code, body) = page(&s, &format!("/labs/{lab}"), &web_cookies(&s, token));
+        assert_eq!(code, 200, "{body}");
+        assert!(body.contains(&format!("{own}/64")), "{lab}: {body}");
+        assert!(body.contains(&format!("{own}1/64")), "{lab}: r1's address");
+        assert!(!body.contains(&other), "{lab} shows {other}");
+        assert!(
+            !body.contains("2001:db8:1::"),
+            "{lab} shows the lab as written"
+        );
+        // The access sheet gives each slip its student's prefix.
+        assert!(sheet.1.contains(&format!("{own}/64")), "{}", sheet.1);
+        // The API's instructions name the student's addresses.
+        let (_, api) = s.request("GET", &format!("/api/labs/{lab}"), Some(token));
+        assert!(api.contains(&format!("{own}100/64")), "{api}");
+        // The lab has them.
+        let o = v6lab_ok(&[
+            "exec", lab, "r1", "--", "ip", "-6", "addr", "show", "dev", "eth1",
+        ]);
+        assert!(o.contains(&format!("{own}1/64")), "{lab}: {o}");
+    }
+
+    // Fresh labs fail their checks; each passes after its own solution (read by `v6lab solve`
+    // from the lab's copy of its topology, which names the student).
+    let progress = || -> Value {
+        let p = s.request(
+            "GET",
+            &format!("/api/classes/{class}/progress"),
+            Some(&admin),
+        );
+        serde_json::from_str(&p.1).unwrap()
+    };
+    let passed = |p: &Value, lab: &str, ex: &str| -> Option<bool> {
+        let st = p["students"].as_array()?.iter().find(|x| x["lab"] == lab)?;
+        let e = st["exercises"]
+            .as_array()?
+            .iter()
+            .find(|e| e["exercise"] == ex)?;
+        e["passed"].as_bool()
+    };
+    wait_for("a first round of checks", Duration::from_secs(90), || {
+        let p = progress();
+        labs.iter()
+            .all(|(lab, _)| passed(&p, lab, "static-address") == Some(false))
+            .then_some(())
+    });
+    for (lab, _) in &labs {
+        for ex in ["slaac", "static-address"] {
+            let o = v6lab(&["solve", lab, ex]);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        }
+    }
+    wait_for(
+        "every exercise of both labs to pass",
+        Duration::from_secs(120),
+        || {
+            let p = progress();
+            labs.iter()
+                .all(|(lab, _)| {
+                    ["slaac", "static-address"]
+                        .iter()
+                        .all(|ex| passed(&p, lab, ex) == Some(true))
+                })
+                .then_some(())
+        },
+    );
+    let o = v6lab_ok(&[
+        "exec", &labs[1].0, "h2", "--", "ip", "-6", "addr", "show", "dev", "eth1",
+    ]);
+    assert!(o.contains(&format!("{}100/64", prefix(2))), "{o}");
 }

@@ -141,6 +141,12 @@ async fn create_class(
             ));
         }
     };
+    // One plan per student: off the async threads.
+    let (f, t, s) = (file.clone(), req.topology.clone(), students.clone());
+    tokio::task::spawn_blocking(move || crate::variation::check_class(&f, &t, &s))
+        .await
+        .map_err(internal)?
+        .map_err(|(code, message)| err(code, message))?;
     let mut seen = std::collections::HashSet::new();
     for s in &students {
         if s.is_empty() || !seen.insert(s.clone()) {
@@ -199,6 +205,7 @@ async fn create_class(
             ));
         }
     }
+    crate::variation::record(&api.ctl.store, &name, &students).map_err(internal)?;
     api.ctl
         .store
         .insert_class(&class, &labs)
@@ -432,7 +439,7 @@ async fn show_lab(
         .map_err(internal)?
         .ok_or_else(|| err(StatusCode::NOT_FOUND, format!("no lab {lab}")))?;
     let mut v = Lab::of(&l, who == Principal::Admin);
-    if let Ok((_, plan)) = v6lab_core::replan(&l.topology_name, l.topology.as_bytes()) {
+    if let Ok(plan) = crate::variation::replan_lab(&api.ctl.store, &l) {
         v.nodes = Some(
             plan.nodes
                 .iter()

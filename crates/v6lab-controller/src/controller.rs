@@ -747,8 +747,9 @@ impl Controller {
             .down(&row.name)
             .await
             .map_err(|e| e.to_string())?;
-        let (_, plan) = v6lab_core::plan_source(&row.topology_name, row.topology.as_bytes())
-            .map_err(|(s, d)| d.render(&s.text))?;
+        let (_, plan) =
+            crate::variation::plan_lab(&self.store, row, v6lab_core::policy::current())?;
+        let copy = crate::variation::node_copy(&self.store, row).map_err(|e| e.to_string())?;
         let apply = if row.complete {
             Apply::Complete
         } else {
@@ -756,7 +757,7 @@ impl Controller {
         };
         let mut spec = lab_spec(
             &plan,
-            &row.topology,
+            &copy,
             &row.name,
             &self.cfg.image,
             Some(row.expires as u64),
@@ -850,7 +851,7 @@ impl Controller {
 
     /// Runs one lab's checks now and records the results.
     pub async fn check_lab(&self, l: &LabRow, patience: Patience) -> Vec<ExerciseResult> {
-        let Ok((_, plan)) = v6lab_core::replan(&l.topology_name, l.topology.as_bytes()) else {
+        let Ok(plan) = crate::variation::replan_lab(&self.store, l) else {
             return Vec::new();
         };
         // The lab's own deadline: its checks' budget, capped.

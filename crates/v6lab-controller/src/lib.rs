@@ -11,4 +11,5 @@ pub mod reconcile;
 pub mod ssh;
 pub mod store;
 pub mod tls;
+pub mod variation;
 pub mod web;

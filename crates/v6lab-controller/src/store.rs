@@ -250,6 +250,10 @@ CREATE TABLE IF NOT EXISTS progress (
     detail TEXT NOT NULL,
     PRIMARY KEY (lab, exercise)
 );
+CREATE TABLE IF NOT EXISTS variations (
+    lab TEXT PRIMARY KEY,
+    number INTEGER NOT NULL
+);
 "#;
 
 fn class_from(r: &rusqlite::Row<'_>) -> rusqlite::Result<ClassRow> {
@@ -639,6 +643,30 @@ impl Store {
                 params![lab, exercise, passed as i64, first_pass, now, detail],
             )?;
             Ok(prev.map(|(p, _)| (p != 0) != passed).unwrap_or(true))
+        })
+    }
+
+    /// Records the per-student variation of labs (`vary:`), kept when other labs go.
+    pub fn set_variations(&self, labs: &[(String, u8)]) -> Result<(), StoreError> {
+        self.with(|c| {
+            let tx = c.transaction()?;
+            for (lab, n) in labs {
+                tx.execute(
+                    "INSERT OR REPLACE INTO variations (lab, number) VALUES (?1, ?2)",
+                    params![lab, n],
+                )?;
+            }
+            tx.commit()
+        })
+    }
+
+    /// The per-student variation recorded for a lab, if any.
+    pub fn variation(&self, lab: &str) -> Result<Option<u8>, StoreError> {
+        self.with(|c| {
+            c.query_row("SELECT number FROM variations WHERE lab = ?1", [lab], |r| {
+                r.get(0)
+            })
+            .optional()
         })
     }
 

@@ -18,10 +18,13 @@ pub mod sp;
 pub mod structure;
 pub mod topology;
 pub mod values;
+pub mod vary;
 pub mod yaml;
 
 pub use diagnostic::{Diagnostic, Diagnostics};
 pub use load::Source;
-pub use pipeline::{build, build_with, plan_source, plan_source_with, replan};
+pub use pipeline::{
+    build, build_with, plan_source, plan_source_for, plan_source_with, replan, replan_for,
+};
 pub use plan::Plan;
 pub use policy::Policy;

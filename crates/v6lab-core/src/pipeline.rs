@@ -8,6 +8,7 @@ use crate::plan::{Plan, Planner};
 use crate::policy::Policy;
 use crate::render;
 use crate::topology::Topology;
+use crate::vary::Variation;
 
 /// Validates and plans a topology against the process's policy ([`crate::policy::current`]).
 /// All problems are reported together.
@@ -17,7 +18,18 @@ pub fn build(src: &Source, topo: &Topology) -> Result<Plan, Diagnostics> {
 
 /// Validates and plans a topology against `policy`. All problems are reported together.
 pub fn build_with(src: &Source, topo: &Topology, policy: &Policy) -> Result<Plan, Diagnostics> {
-    let mut p = Planner::new(topo, policy.node_defaults());
+    build_varied(src, topo, policy, None)
+}
+
+/// Validates and plans the lab of the student numbered `variation` (see [`crate::vary`]);
+/// `src` and `topo` are already varied ([`plan_source_for`] does both).
+fn build_varied(
+    src: &Source,
+    topo: &Topology,
+    policy: &Policy,
+    variation: Option<Variation>,
+) -> Result<Plan, Diagnostics> {
+    let mut p = Planner::new(topo, policy.node_defaults()).with_variation(variation);
     let mut plan = p.plan(src);
     if let Some(max) = policy.segment_mtu {
         cap_mtu(&mut plan, max);
@@ -65,11 +77,53 @@ pub fn plan_source_with(
     bytes: &[u8],
     policy: &Policy,
 ) -> Result<(Source, Plan), (Source, Diagnostics)> {
+    plan_source_for(file, bytes, policy, None)
+}
+
+/// Parses, validates and plans the lab of the student numbered `variation`, against `policy`.
+/// A topology without `vary:` (or no variation) gives the lab as written; without
+/// `variation`, the one noted in the text ([`crate::vary::mark`]) is used. A varied lab is
+/// planned from the topology's text with every address of the lab as written moved into the
+/// student's block, so its diagnostics show that text.
+pub fn plan_source_for(
+    file: &str,
+    bytes: &[u8],
+    policy: &Policy,
+    variation: Option<Variation>,
+) -> Result<(Source, Plan), (Source, Diagnostics)> {
     let (src, topo) = crate::load::parse(file, bytes)?;
-    match build_with(&src, &topo, policy) {
+    let pool = topo
+        .pools
+        .as_ref()
+        .and_then(|p| p.ipv6.as_ref())
+        .map(|s| s.parse::<ipnet::Ipv6Net>().map(|n| n.trunc()))
+        .unwrap_or_else(|| crate::plan::DEFAULT_IPV6_POOL.parse());
+    let variation = variation.or_else(|| crate::vary::marked(&src.text));
+    let (v, pool) = match (variation, &topo.vary, pool) {
+        (Some(v), Some(_), Ok(pool)) if pool.prefix_len() <= crate::vary::MAX_POOL_LEN => (v, pool),
+        // The lab as written; a bad pool is reported there.
+        _ => {
+            return match build_with(&src, &topo, policy) {
+                Ok(plan) => Ok((src, plan)),
+                Err(d) => Err((src, d)),
+            };
+        }
+    };
+    let text = crate::vary::rewrite(&src.text, pool, v);
+    let (src, topo) = crate::load::parse(file, text.as_bytes())?;
+    match build_varied(&src, &topo, policy, Some(v)) {
         Ok(plan) => Ok((src, plan)),
         Err(d) => Err((src, d)),
     }
+}
+
+/// [`replan`] for the lab of the student numbered `variation`.
+pub fn replan_for(
+    file: &str,
+    bytes: &[u8],
+    variation: Option<Variation>,
+) -> Result<(Source, Plan), (Source, Diagnostics)> {
+    plan_source_for(file, bytes, &Policy::admit_all(), variation)
 }
 
 /// Plans again the topology of a lab that already runs (for its checks, solutions, terminals,

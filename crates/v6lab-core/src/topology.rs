@@ -38,6 +38,19 @@ pub struct Topology {
     /// Tasks for students, with checks that prove the work and a reference solution.
     #[serde(default)]
     pub exercises: Vec<Exercise>,
+    /// Per-student values: `prefix` gives each student's lab of a class its own IPv6 prefixes
+    /// (a `/40` of the pool each), so answers cannot be copied. Default: identical labs.
+    #[serde(default)]
+    pub vary: Option<Sp<Vary>>,
+}
+
+/// What differs between the labs of a class's students.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Vary {
+    /// Each student's IPv6 prefixes (segments, static addresses, the NAT64 prefix, and every
+    /// address of the pool written in the topology, exercises included).
+    Prefix,
 }
 
 /// Address pools. Defaults: IPv6 `2001:db8::/32`; IPv4 `192.0.2.0/24`, `198.51.100.0/24`,

@@ -220,15 +220,7 @@ pub async fn class(remote: Remote, c: ClassCommand) -> Result<ExitCode> {
                 return Ok(ExitCode::from(crate::EXIT_INVALID));
             }
             let roster: Option<Vec<String>> = match roster {
-                Some(p) => Some(
-                    std::fs::read_to_string(&p)
-                        .with_context(|| format!("reading {}", p.display()))?
-                        .lines()
-                        .map(str::trim)
-                        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-                        .map(str::to_owned)
-                        .collect(),
-                ),
+                Some(p) => Some(read_roster(&p)?),
                 None => None,
             };
             let body = NewClass {
@@ -466,6 +458,17 @@ pub async fn check_class(remote: Remote, class: String, output: Output) -> Resul
     } else {
         ExitCode::from(1)
     })
+}
+
+/// A roster file: one student name a line (blank lines and `#` comments skipped).
+pub fn read_roster(p: &std::path::Path) -> Result<Vec<String>> {
+    Ok(std::fs::read_to_string(p)
+        .with_context(|| format!("reading {}", p.display()))?
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+        .map(str::to_owned)
+        .collect())
 }
 
 #[cfg(test)]

@@ -80,6 +80,8 @@ enum Command {
         /// With --node: print the files rendered for the node (daemon configs, scripts).
         #[arg(long, requires = "node")]
         files: bool,
+        #[command(flatten)]
+        student: topology_cmd::StudentArgs,
     },
     /// Print the JSON Schema of topology files (for editor completion and checking).
     Schema,
@@ -182,7 +184,8 @@ fn main() -> ExitCode {
             output,
             node,
             files,
-        } => topology_cmd::plan(&file, output, node.as_deref(), files),
+            student,
+        } => topology_cmd::plan(&file, output, node.as_deref(), files, &student),
         Command::Schema => topology_cmd::schema(),
         Command::Graph { target, format } => lab_cmd::run(lab_cmd::graph(target, format)),
         Command::Up(a) => lab_cmd::run(lab_cmd::up(a)),

@@ -68,6 +68,76 @@ pub fn load_plan(path: &Path) -> Result<Result<(Source, Plan), (Source, Diagnost
     Ok(v6lab_core::plan_source(&path.display().to_string(), &bytes))
 }
 
+/// Plans the lab of the student numbered `variation` (see `StudentArgs`).
+fn load_plan_for(
+    path: &Path,
+    variation: Option<v6lab_core::vary::Variation>,
+) -> Result<Result<(Source, Plan), (Source, Diagnostics)>> {
+    let bytes = read_topology(path)?;
+    if variation.is_some()
+        && let Ok((_, t)) = v6lab_core::load::parse("topology", &bytes)
+        && t.vary.is_none()
+    {
+        eprintln!(
+            "note: {} has no `vary:`: every student's lab is the lab as written",
+            path.display()
+        );
+    }
+    Ok(v6lab_core::plan_source_for(
+        &path.display().to_string(),
+        &bytes,
+        v6lab_core::policy::current(),
+        variation,
+    ))
+}
+
+/// Which student's lab `v6lab plan` shows: with `vary:`, each student of a class has their own
+/// prefixes, numbered by their place in the class's roster.
+#[derive(clap::Args, Clone, Default)]
+pub struct StudentArgs {
+    /// Plan this student's lab (a topology with `vary:`): their own prefixes.
+    #[arg(long, value_name = "NAME")]
+    pub student: Option<String>,
+    /// With --student: the class has this many students (student-01, student-02, ...), as
+    /// given to `v6lab class create --students`.
+    #[arg(long, requires = "student", conflicts_with = "roster")]
+    pub students: Option<usize>,
+    /// With --student: the class's roster (one name a line), as given to `v6lab class create
+    /// --roster`.
+    #[arg(long, requires = "student", value_name = "FILE")]
+    pub roster: Option<std::path::PathBuf>,
+}
+
+impl StudentArgs {
+    /// The student's variation; `None` without --student.
+    pub fn variation(&self) -> Result<Option<v6lab_core::vary::Variation>> {
+        let Some(student) = &self.student else {
+            return Ok(None);
+        };
+        let roster: Vec<String> = match (&self.roster, self.students) {
+            (Some(p), _) => crate::client_cmd::read_roster(p)?
+                .iter()
+                .map(|s| v6lab_core::values::dns_safe(s))
+                .collect(),
+            (None, Some(n)) => (1..=n).map(|i| format!("student-{i:02}")).collect(),
+            (None, None) => bail!(
+                "--student needs the class's students: --students N or --roster FILE, as given to `v6lab class create` (a student's values depend on their place in the roster)"
+            ),
+        };
+        let name = v6lab_core::values::dns_safe(student);
+        match v6lab_core::vary::Variation::in_roster(&name, &roster) {
+            Some(v) => Ok(Some(v)),
+            None if roster.contains(&name) => {
+                bail!("`{name}` is past the 255th student: only 255 students have their own values")
+            }
+            None => bail!(
+                "there is no student `{name}` in the class; students: {}",
+                roster.join(", ")
+            ),
+        }
+    }
+}
+
 fn report_invalid(src: &Source, d: &Diagnostics, output: Output) -> ExitCode {
     match output {
         Output::Text => eprint!("{}", d.render(&src.text)),
@@ -106,8 +176,14 @@ pub fn validate(path: &Path, policy: &PolicyArgs, output: Output) -> Result<Exit
     }
 }
 
-pub fn plan(path: &Path, output: Output, node: Option<&str>, files: bool) -> Result<ExitCode> {
-    let (_, plan) = match load_plan(path)? {
+pub fn plan(
+    path: &Path,
+    output: Output,
+    node: Option<&str>,
+    files: bool,
+    student: &StudentArgs,
+) -> Result<ExitCode> {
+    let (_, plan) = match load_plan_for(path, student.variation()?)? {
         Ok(x) => x,
         Err((src, d)) => return Ok(report_invalid(&src, &d, output)),
     };
@@ -174,4 +250,28 @@ pub fn draw(plan: &Plan, format: GraphFormat) -> String {
 
 fn count(n: usize, what: &str) -> String {
     format!("{n} {what}{}", if n == 1 { "" } else { "s" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::StudentArgs;
+
+    #[test]
+    fn a_student_is_numbered_by_their_place_in_the_class() {
+        let args = |student: &str, students: Option<usize>| StudentArgs {
+            student: Some(student.into()),
+            students,
+            roster: None,
+        };
+        let v = args("Student-02", Some(3)).variation().unwrap().unwrap();
+        assert_eq!(v.number(), 2);
+        assert!(StudentArgs::default().variation().unwrap().is_none());
+        let e = args("student-02", None)
+            .variation()
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("--students N or --roster FILE"), "{e}");
+        let e = args("bob", Some(3)).variation().unwrap_err().to_string();
+        assert!(e.contains("no student `bob`"), "{e}");
+    }
 }

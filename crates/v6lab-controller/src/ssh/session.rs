@@ -350,9 +350,8 @@ impl LabView {
                 row.state.as_str()
             ));
         }
-        let plan = v6lab_core::replan(&row.topology_name, row.topology.as_bytes())
-            .map_err(|_| format!("lab {lab}: its topology no longer plans"))?
-            .1;
+        let plan = crate::variation::replan_lab(&sh.ctl.store, &row)
+            .map_err(|_| format!("lab {lab}: its topology no longer plans"))?;
         let nodes = plan
             .nodes
             .iter()

@@ -771,6 +771,7 @@ pub async fn sheet(
     };
     let base = base_url(&headers, q.base.as_deref());
     let host = ssh_host(&base);
+    let varied = crate::variation::varies(&c.topology);
     let slips: Vec<Value> = api
         .ctl
         .store
@@ -780,7 +781,13 @@ pub async fn sheet(
         .map(|l| {
             let student = l.student.clone().unwrap_or_else(|| l.name.clone());
             let url = format!("{base}/s/{}", l.token);
+            let prefixes = varied
+                .then(|| crate::variation::replan_lab(&api.ctl.store, l).ok())
+                .flatten()
+                .map(|p| crate::variation::student_prefixes(&api.ctl.store, l, &p))
+                .unwrap_or_default();
             json!({
+                "prefixes": prefixes,
                 "student": student, "lab": l.name, "url": url, "token": l.token,
                 "ssh": ssh_command(&student, &host),
                 "qr": qr_svg(&url, &format!("QR code of {student}'s link")),
@@ -885,7 +892,7 @@ pub async fn lab(
         Err(e) => return internal(e).into_response(),
     };
     let t = now();
-    let plan = plan_of(&l.topology_name, &l.topology);
+    let plan = crate::variation::replan_lab(&api.ctl.store, &l).ok();
     let progress = api.ctl.store.progress(&l.name).unwrap_or_default();
     let exercises: Vec<Value> = plan
         .iter()
@@ -922,6 +929,11 @@ pub async fn lab(
             ctx["nodes"] = json!(plan.as_ref().map(nodes_json).unwrap_or_default());
             ctx["svg"] = json!(plan.as_ref().map(super::topology_svg).unwrap_or_default());
             ctx["last_event"] = json!(api.ctl.store.last_event_id().unwrap_or(0));
+            ctx["prefixes"] = json!(
+                plan.as_ref()
+                    .map(|p| crate::variation::student_prefixes(&api.ctl.store, &l, p))
+                    .unwrap_or_default()
+            );
             page("lab.html", who.as_ref(), ctx)
         }
     };

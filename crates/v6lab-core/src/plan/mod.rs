@@ -30,6 +30,7 @@ mod routes;
 mod routing;
 mod segments;
 mod services;
+mod variation;
 
 pub use addresses::eui64;
 pub use nat64::embed_v4;
@@ -559,6 +560,8 @@ pub(crate) struct Planner<'t> {
     node_index: HashMap<&'t str, usize>,
     /// Limits of nodes that set none: the defaults, within the policy's maxima.
     default_limits: LimitsPlan,
+    /// The student whose lab is planned (`vary:`); `None`: the lab as written.
+    variation: Option<crate::vary::Variation>,
 }
 
 impl<'t> Planner<'t> {
@@ -570,6 +573,7 @@ impl<'t> Planner<'t> {
             seg_index: HashMap::new(),
             node_index: HashMap::new(),
             default_limits,
+            variation: None,
         }
     }
 
@@ -587,6 +591,7 @@ impl<'t> Planner<'t> {
     pub(crate) fn plan(&mut self, src: &Source) -> Plan {
         let topo = self.topo;
         self.check_names();
+        self.check_vary();
         let lifetime_secs = match &topo.lifetime {
             Some(l) => match values::parse_duration(l) {
                 Ok(0) => {

@@ -103,6 +103,7 @@ impl Planner<'_> {
                     .and_then(|p| p.ipv6.as_ref())
                     .and_then(|s| s.parse().ok())
                     .unwrap_or_else(|| DEFAULT_IPV6_POOL.parse().expect("pool"));
+                let pool = self.varied_pool6(pool);
                 let stride = if pool.prefix_len() <= 48 { 48 } else { 64 };
                 let base = u128::from(pool.network()) | (0x64u128 << (128 - stride));
                 Ipv6Net::new(Ipv6Addr::from(base), 96).expect("96")

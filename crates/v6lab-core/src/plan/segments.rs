@@ -16,6 +16,7 @@ impl Planner<'_> {
             .and_then(|p| p.ipv6.as_ref())
             .and_then(|s| self.parse_v6_pool(s))
             .unwrap_or_else(|| DEFAULT_IPV6_POOL.parse().expect("default pool"));
+        let pool6 = self.varied_pool6(pool6);
         let pools4: Vec<Ipv4Net> = match topo.pools.as_ref().map(|p| &p.ipv4) {
             Some(list) if !list.is_empty() => list
                 .iter()
