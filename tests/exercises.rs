@@ -114,6 +114,16 @@ fn firewall() {
 }
 
 #[test]
+fn dhcpv6_stateless() {
+    exercises_prove_work("dhcpv6-stateless");
+}
+
+#[test]
+fn dns_reverse() {
+    exercises_prove_work("dns-reverse");
+}
+
+#[test]
 fn every_shipped_topology_is_covered() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../topologies");
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -133,6 +143,8 @@ fn every_shipped_topology_is_covered() {
         [
             "bgp",
             "dhcpv6",
+            "dhcpv6-stateless",
+            "dns-reverse",
             "dual-stack",
             "firewall",
             "ipv6-basics",
