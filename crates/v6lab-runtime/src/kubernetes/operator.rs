@@ -205,6 +205,28 @@ impl Operator {
     /// nothing it owned is left.
     async fn make(&self, lab: Lab, cancel: &CancellationToken) {
         let name = lab.metadata.name.clone().unwrap_or_default();
+        // Claimed first, on the version of the Lab this operator saw: of two operators on one
+        // namespace, only one makes it (the other's write conflicts).
+        let mut claim = lab.clone();
+        claim.status = Some(super::crd::LabStatus {
+            phase: Some(LabPhase::Creating),
+            ..lab.status.clone().unwrap_or_default()
+        });
+        match self
+            .labs()
+            .replace_status(&name, &kube::api::PostParams::default(), &claim)
+            .await
+        {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {
+                tracing::debug!(lab = name, "made by another operator");
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(lab = name, error = %e, "claiming a Lab");
+                return;
+            }
+        }
         // What an earlier, interrupted making left.
         if let Err(e) = self.rt.delete_owned(&name).await {
             tracing::warn!(lab = name, error = %e, "clearing a half-made lab");
