@@ -201,8 +201,8 @@ fn every_sample_topology_proves_its_exercises_across_nodes() {
         .collect();
     names.sort();
     assert!(names.len() >= 6, "{names:?}");
-    // Three labs at a time: the cluster shares two cores with everything else.
-    for chunk in names.chunks(3) {
+    // Five labs at a time: most of a lab's time is waiting (pods starting, probes, checks).
+    for chunk in names.chunks(5) {
         std::thread::scope(|s| {
             for name in chunk {
                 let ns = &ns;
