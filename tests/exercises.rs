@@ -114,6 +114,11 @@ fn firewall() {
 }
 
 #[test]
+fn ra_guard() {
+    exercises_prove_work("ra-guard");
+}
+
+#[test]
 fn every_shipped_topology_is_covered() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../topologies");
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -140,6 +145,7 @@ fn every_shipped_topology_is_covered() {
             "nat64-dns64",
             "ospfv3",
             "pmtud",
+            "ra-guard",
             "static-routing"
         ],
         "a new topology needs its test above"
