@@ -116,6 +116,22 @@ impl Planner<'_> {
                     ipv4,
                 });
             }
+            if role == Role::Switch {
+                let layer3 = [
+                    ("routes", !node.routes.is_empty()),
+                    ("services", node.services.is_some()),
+                    ("ospf6", node.ospf6.is_some()),
+                    ("bgp", node.bgp.is_some()),
+                    ("clat", node.clat.is_some()),
+                ];
+                for (key, _) in layer3.iter().filter(|(_, set)| *set) {
+                    self.err(
+                        node.role.loc,
+                        format!("`{}` is a switch and cannot have `{key}`", name.value),
+                        "a switch only bridges its ports; put the service on a router or host",
+                    );
+                }
+            }
             let limits = self.limits(node.limits.as_ref());
             let forwarding = role.forwards();
             let mut sysctls = BTreeMap::new();
