@@ -124,6 +124,11 @@ fn dns_reverse() {
 }
 
 #[test]
+fn ra_guard() {
+    exercises_prove_work("ra-guard");
+}
+
+#[test]
 fn every_shipped_topology_is_covered() {
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../topologies");
     let mut names: Vec<String> = std::fs::read_dir(dir)
@@ -152,6 +157,7 @@ fn every_shipped_topology_is_covered() {
             "nat64-dns64",
             "ospfv3",
             "pmtud",
+            "ra-guard",
             "static-routing"
         ],
         "a new topology needs its test above"

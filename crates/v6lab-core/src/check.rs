@@ -35,7 +35,9 @@ pub fn command(c: &CheckPlan) -> String {
         CheckKind::Slaac { .. } | CheckKind::Dhcpv6 { .. } => {
             "ip -j -6 addr show scope global".into()
         }
-        CheckKind::DefaultRoute { .. } => "ip -j -6 route show default".into(),
+        CheckKind::DefaultRoute { .. } | CheckKind::OnlyRouter { .. } => {
+            "ip -j -6 route show default".into()
+        }
         CheckKind::Ping {
             target,
             family,
@@ -175,6 +177,29 @@ fn addr_infos(stdout: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Gateways of `ip -j -6 route show default`: single routes and multipath next hops. A route
+/// past its lifetime (`expires` of 0 or less) is not used any more, though the kernel may list
+/// it until its next garbage collection.
+fn default_gateways(stdout: &str) -> Vec<String> {
+    let routes: Value = serde_json::from_str(stdout).unwrap_or(Value::Null);
+    let mut out = Vec::new();
+    for r in routes.as_array().into_iter().flatten() {
+        if r.get("expires")
+            .and_then(Value::as_i64)
+            .is_some_and(|e| e <= 0)
+        {
+            continue;
+        }
+        let hops = r.get("nexthops").and_then(Value::as_array);
+        for h in std::iter::once(r).chain(hops.into_iter().flatten()) {
+            if let Some(g) = h.get("gateway").and_then(Value::as_str) {
+                out.push(g.to_owned());
+            }
+        }
+    }
+    out
+}
+
 fn local(a: &Value) -> Option<IpAddr> {
     a.get("local")?.as_str()?.parse().ok()
 }
@@ -291,6 +316,27 @@ pub fn judge(c: &CheckPlan, out: &Output) -> Verdict {
                 v(
                     false,
                     format!("default via {} instead of {router}'s {via}", gws.join(", ")),
+                )
+            }
+        }
+        CheckKind::OnlyRouter { via, router } => {
+            let gws = default_gateways(&out.stdout);
+            let others: Vec<&String> = gws
+                .iter()
+                .filter(|g| !g.parse::<Ipv6Addr>().is_ok_and(|a| via.contains(&a)))
+                .collect();
+            if gws.is_empty() {
+                v(false, "no IPv6 default route".into())
+            } else if others.is_empty() {
+                v(true, format!("only default router: {router}"))
+            } else {
+                let others: Vec<&str> = others.iter().map(|g| g.as_str()).collect();
+                v(
+                    false,
+                    format!(
+                        "default routes also via {} (not {router}): a rogue Router Advertisement?",
+                        others.join(", ")
+                    ),
                 )
             }
         }
@@ -826,6 +872,36 @@ mod tests {
             )
             .ok
         );
+    }
+
+    #[test]
+    fn only_router_fails_with_a_second_default_router() {
+        let c = check(CheckKind::OnlyRouter {
+            via: vec!["fe80::76:36ff:fe00:1".parse().unwrap()],
+            router: "r1".into(),
+        });
+        let out = |s: &str| Output {
+            exit_code: 0,
+            stdout: s.into(),
+            stderr: String::new(),
+        };
+        let legit =
+            r#"[{"dst":"default","gateway":"fe80::76:36ff:fe00:1","dev":"eth1","protocol":"ra"}]"#;
+        assert!(judge(&c, &out(legit)).ok);
+        let rogue = r#"[{"dst":"default","protocol":"ra","metric":1024,"nexthops":[
+            {"gateway":"fe80::76:36ff:fe00:1","dev":"eth1"},
+            {"gateway":"fe80::76:36ff:fe04:1","dev":"eth1"}]}]"#;
+        let v = judge(&c, &out(rogue));
+        assert!(!v.ok);
+        assert!(v.detail.contains("fe80::76:36ff:fe04:1"), "{}", v.detail);
+        let only_rogue =
+            r#"[{"dst":"default","gateway":"fe80::76:36ff:fe04:1","dev":"eth1","protocol":"ra"}]"#;
+        assert!(!judge(&c, &out(only_rogue)).ok);
+        let expired = r#"[
+            {"dst":"default","gateway":"fe80::76:36ff:fe04:1","dev":"eth1","expires":-6},
+            {"dst":"default","gateway":"fe80::76:36ff:fe00:1","dev":"eth1","expires":22}]"#;
+        assert!(judge(&c, &out(expired)).ok);
+        assert!(!judge(&c, &out("[]")).ok);
     }
 
     #[test]

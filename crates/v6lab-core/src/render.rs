@@ -107,6 +107,10 @@ const TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../../templates/node/firewall.sh.tera"),
     ),
     (
+        "switch.sh",
+        include_str!("../../../templates/node/switch.sh.tera"),
+    ),
+    (
         "listeners.sh",
         include_str!("../../../templates/node/listeners.sh.tera"),
     ),
@@ -455,6 +459,23 @@ pub fn node(plan: &Plan, node: &NodePlan) -> Rendered {
     // OSPFv3 and BGP (FRR).
     if services.ospf6.is_some() || services.bgp.is_some() {
         frr(node, &mut b);
+    }
+    // Switch: a bridge of every interface.
+    if node.role == Role::Switch {
+        let interfaces: Vec<&str> = node.interfaces.iter().map(|i| i.name.as_str()).collect();
+        let s = render(
+            "switch.sh",
+            &SwitchSh {
+                node: name,
+                interfaces,
+            },
+        );
+        b.part(
+            "switch",
+            "bridge br0 over every interface".into(),
+            s,
+            vec![probe("bridge br0 up", "ip link show br0 | grep -q UP")],
+        );
     }
     // Firewall (nftables).
     if let Some(rules) = &services.firewall {
@@ -1112,6 +1133,13 @@ struct FirewallSh<'a> {
     path: &'a str,
 }
 
+/// `switch.sh`.
+#[derive(Serialize)]
+struct SwitchSh<'a> {
+    node: &'a str,
+    interfaces: Vec<&'a str>,
+}
+
 /// `listeners.sh`.
 #[derive(Serialize)]
 struct ListenersSh<'a> {
@@ -1234,6 +1262,10 @@ mod tests {
             (
                 "firewall.yaml",
                 include_str!("../../../topologies/firewall.yaml"),
+            ),
+            (
+                "ra-guard.yaml",
+                include_str!("../../../topologies/ra-guard.yaml"),
             ),
         ] {
             if let Err((s, d)) = crate::plan_source(file, text.as_bytes()) {

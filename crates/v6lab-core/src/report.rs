@@ -1,6 +1,7 @@
 //! Human-readable views of a plan (the `v6lab plan` table).
 
 use crate::plan::{Assign4, Assign6, Plan};
+use crate::topology::Role;
 use std::fmt::Write as _;
 
 /// Formats rows as left-aligned columns separated by two spaces.
@@ -125,9 +126,15 @@ pub fn plan_table(plan: &Plan) -> String {
                 Assign4::Disabled => "-".into(),
             };
             let how = match (&i.ipv6, &i.ipv4) {
+                _ if n.role == Role::Switch => "switch port (br0)".to_string(),
                 (Assign6::Disabled, a) => format!("v4 {}", a.label()),
                 (a, Assign4::Disabled) => format!("v6 {}", a.label()),
                 (a, b) => format!("v6 {}, v4 {}", a.label(), b.label()),
+            };
+            let (v6, v4) = if n.role == Role::Switch {
+                ("-".to_string(), "-".to_string())
+            } else {
+                (v6, v4)
             };
             rows.push(vec![
                 if k == 0 {

@@ -167,6 +167,9 @@ pub enum Role {
     Nat64,
     /// DNS resolver or authoritative server on static addresses.
     Dns,
+    /// An Ethernet switch: a Linux bridge `br0` with every interface as a port, no addresses;
+    /// splits a network into ports where the student filters (nftables `bridge` family).
+    Switch,
 }
 
 impl Role {
@@ -180,6 +183,7 @@ impl Role {
             Role::Server => "server",
             Role::Nat64 => "nat64",
             Role::Dns => "dns",
+            Role::Switch => "switch",
         }
     }
 }
@@ -473,7 +477,7 @@ pub struct SolutionStep {
 }
 
 /// A check run inside a node. Exactly one kind key (`command`, `slaac`, `dhcpv6`,
-/// `default-route`, `ping`, `dns`, `http`, `route`, `daemon`, `ospf6-neighbor`, `bgp-session`,
+/// `default-route`, `only-router`, `ping`, `dns`, `http`, `route`, `daemon`, `ospf6-neighbor`, `bgp-session`,
 /// `pref64`, `path-mtu`, `bgp-received`, `bgp-advertised`, `flow`).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
@@ -507,6 +511,10 @@ pub struct Check {
     /// Default IPv6 route via this router's link-local address (node name).
     #[serde(default)]
     pub default_route: Option<Sp<String>>,
+    /// Every IPv6 default route goes via this router (node name), and no other: a Router
+    /// Advertisement from anyone else (a rogue router) fails it.
+    #[serde(default)]
+    pub only_router: Option<Sp<String>>,
     /// Ping a node, address or name.
     #[serde(default)]
     pub ping: Option<PingDef>,

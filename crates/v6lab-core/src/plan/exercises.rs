@@ -145,6 +145,7 @@ impl Planner<'_> {
             ("slaac", c.slaac.is_some()),
             ("dhcpv6", c.dhcpv6.is_some()),
             ("default-route", c.default_route.is_some()),
+            ("only-router", c.only_router.is_some()),
             ("ping", c.ping.is_some()),
             ("dns", c.dns.is_some()),
             ("http", c.http.is_some()),
@@ -292,6 +293,29 @@ impl Planner<'_> {
                     return None;
                 }
             }
+        } else if let Some(r) = &c.only_router {
+            // The router may be behind a switch: any of its link-local addresses.
+            let ri = self.node_ref(r)?;
+            let via: Vec<Ipv6Addr> = nodes[ri]
+                .interfaces
+                .iter()
+                .filter_map(|i| i.link_local)
+                .collect();
+            if via.is_empty() {
+                self.err(
+                    r.loc,
+                    format!("`{}` has no IPv6 interface", r.value),
+                    "name a router with an interface on an IPv6 segment",
+                );
+                return None;
+            }
+            (
+                CheckKind::OnlyRouter {
+                    via,
+                    router: r.value.clone(),
+                },
+                format!("only default router is {}", r.value),
+            )
         } else if let Some(p) = &c.ping {
             let (to, fam, count, size, df) = match p {
                 t::PingDef::Target(to) => (to, None, None, None, false),

@@ -454,6 +454,11 @@ pub enum CheckKind {
         via: Ipv6Addr,
         router: String,
     },
+    /// Every default route goes via one of `router`'s link-local addresses.
+    OnlyRouter {
+        via: Vec<Ipv6Addr>,
+        router: String,
+    },
     Ping {
         target: String,
         family: IpFamily,

@@ -3,7 +3,9 @@
 use super::addresses::{eui64, fe80};
 use super::family::Numbering;
 use super::names::iface_segment;
-use super::{InterfacePlan, LimitsPlan, NodePlan, Planner, SegmentPlan, ServicesPlan};
+use super::{
+    Assign4, Assign6, InterfacePlan, LimitsPlan, NodePlan, Planner, SegmentPlan, ServicesPlan,
+};
 use crate::diagnostic::Diagnostic;
 use crate::sp::Loc;
 use crate::topology::{self as t, Role};
@@ -83,10 +85,27 @@ impl Planner<'_> {
                     ni & 0xff,
                     ii + 1
                 );
-                let link_local = seg.family.has_v6().then(|| eui64(fe80(), &mac));
-                let ipv6 =
-                    self.assign6(role, seg, want6, has_router[si], &mac, &mut numbering6[si]);
-                let ipv4 = self.assign4(seg, want4, &mut numbering4[si]);
+                // A switch's ports carry frames, not addresses.
+                let switch = role == Role::Switch;
+                let link_local = (seg.family.has_v6() && !switch).then(|| eui64(fe80(), &mac));
+                let (ipv6, ipv4) = if switch {
+                    if let Some(w) = want6.or(want4) {
+                        self.err(
+                            w.loc,
+                            format!(
+                                "`{}` is a switch: its interfaces have no addresses",
+                                name.value
+                            ),
+                            "write the port as `ethN: SEGMENT`, or make the node a router or host",
+                        );
+                    }
+                    (Assign6::None, Assign4::None)
+                } else {
+                    (
+                        self.assign6(role, seg, want6, has_router[si], &mac, &mut numbering6[si]),
+                        self.assign4(seg, want4, &mut numbering4[si]),
+                    )
+                };
                 interfaces.push(InterfacePlan {
                     name: ifname.value.clone(),
                     segment: seg.name.clone(),
@@ -96,6 +115,22 @@ impl Planner<'_> {
                     ipv6,
                     ipv4,
                 });
+            }
+            if role == Role::Switch {
+                let layer3 = [
+                    ("routes", !node.routes.is_empty()),
+                    ("services", node.services.is_some()),
+                    ("ospf6", node.ospf6.is_some()),
+                    ("bgp", node.bgp.is_some()),
+                    ("clat", node.clat.is_some()),
+                ];
+                for (key, _) in layer3.iter().filter(|(_, set)| *set) {
+                    self.err(
+                        node.role.loc,
+                        format!("`{}` is a switch and cannot have `{key}`", name.value),
+                        "a switch only bridges its ports; put the service on a router or host",
+                    );
+                }
             }
             let limits = self.limits(node.limits.as_ref());
             let forwarding = role.forwards();
@@ -121,6 +156,12 @@ impl Planner<'_> {
                 for k in ["all", "default"] {
                     sysctls.insert(format!("net.ipv6.conf.{k}.accept_dad"), "0".into());
                 }
+            }
+            // A switch has no IPv6 of its own: its bridge (created later) takes no address from
+            // the RAs it forwards.
+            if role == Role::Switch {
+                sysctls.insert("net.ipv6.conf.default.disable_ipv6".into(), "1".into());
+                sysctls.insert("net.ipv6.conf.default.accept_ra".into(), "0".into());
             }
             // Servers keep the addresses the plan gives them: RAs give them routes, not addresses.
             if matches!(role, Role::Server | Role::Dns) {
