@@ -570,40 +570,55 @@ fn node_links(node: &str) -> (usize, usize, Vec<String>) {
     (veths, vxlans, bridges)
 }
 
-/// Pods of every namespace running on a cluster node.
-fn pods_on(node: &str) -> usize {
-    let v: Value = serde_json::from_str(&kubectl_ok(&[
-        "get",
-        "pods",
-        "-A",
-        "-o",
-        "json",
-        "--field-selector",
-        &format!("spec.nodeName={node}"),
-    ]))
-    .unwrap();
-    v["items"].as_array().map_or(0, |i| i.len())
-}
-
 #[test]
 #[ignore = "needs the test cluster"]
 fn down_leaves_no_object_and_no_link_on_the_nodes() {
     let ns = Namespace::new("down");
     ns.up("ospfv3", "d1", &[]);
     assert!(!ns.leftovers("d1").is_empty());
+    // Each pod's own links, by MAC: its pod-network interface (whose other end is a veth on the
+    // cluster node) and its lab links (VXLAN devices, bridges in switch pods).
+    let mut macs = Vec::new();
+    for (pod, _, _) in ns.placement("d1") {
+        let out = kubectl_ok(&[
+            "-n",
+            &ns.0,
+            "exec",
+            &pod,
+            "--",
+            "sh",
+            "-c",
+            "cat /sys/class/net/*/address",
+        ]);
+        macs.extend(
+            out.lines()
+                .map(str::trim)
+                .filter(|m| m.len() == 17 && *m != "00:00:00:00:00:00")
+                .map(str::to_string),
+        );
+    }
+    assert!(macs.len() >= 10, "{macs:?}");
     ns.v6lab_ok(&["down", "d1", "--quiet"]);
     assert_eq!(ns.leftovers("d1"), Vec::<String>::new());
     // Again: nothing to do, no error.
     ns.v6lab_ok(&["down", "d1", "--quiet"]);
-    // On each cluster node: one veth per pod still there, no VXLAN device, no bridge but the pod
-    // network's (the labs' links lived in their pods' namespaces, gone with them).
+    // On each cluster node, no network namespace still holds a link of the lab's pods (their
+    // veths go with them), no VXLAN device and no bridge but the pod network's in the node's own.
     for node in CLUSTER_NODES {
         wait_for(
-            &format!("{node}'s links to match its pods"),
+            &format!("the lab's links to be gone from {node}"),
             Duration::from_secs(60),
             || {
-                let (veths, vxlans, bridges) = node_links(node);
-                (veths == pods_on(node) && vxlans == 0 && bridges.len() <= 1).then_some(())
+                let o = Command::new("docker")
+                    .args(["exec", node, "sh", "-c"])
+                    .arg("ip -o link show; for n in $(ip netns list | cut -d' ' -f1); do ip -n \"$n\" -o link show; done")
+                    .output()
+                    .ok()?;
+                let text = String::from_utf8_lossy(&o.stdout).to_lowercase();
+                let (_, vxlans, bridges) = node_links(node);
+                let left: Vec<&String> =
+                    macs.iter().filter(|m| text.contains(m.as_str())).collect();
+                (left.is_empty() && vxlans == 0 && bridges.len() <= 1).then_some(())
             },
         );
     }
