@@ -160,6 +160,11 @@ pub fn pod_state(pod: &Pod) -> String {
     }
 }
 
+/// A label of a pod, if it has it.
+fn pod_label<'a>(pod: &'a Pod, key: &str) -> Option<&'a str> {
+    pod.metadata.labels.as_ref()?.get(key).map(String::as_str)
+}
+
 /// Whether a pod runs its container and has an address.
 fn running(pod: &Pod) -> Option<IpAddr> {
     let s = pod.status.as_ref()?;
@@ -396,13 +401,9 @@ impl Kubernetes {
     async fn cached_pods(&self, lab: Option<&str>) -> Result<Vec<std::sync::Arc<Pod>>, Error> {
         let want = lab.map(names::label_value);
         Ok(self.cache().await?.pods.state_filter(|p| {
-            let of = p
-                .metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(names::LABEL_LAB));
+            let of = pod_label(p, names::LABEL_LAB);
             match &want {
-                Some(w) => of == Some(w),
+                Some(w) => of == Some(w.as_str()),
                 None => of.is_some(),
             }
         }))
@@ -930,13 +931,7 @@ impl Kubernetes {
             .list(&lp)
             .await
             .map_err(api_err(format!("listing the pods of {what}")))?;
-        let role = |p: &Pod, r: &str| {
-            p.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(names::LABEL_ROLE))
-                .is_some_and(|v| v == r)
-        };
+        let role = |p: &Pod, r: &str| pod_label(p, names::LABEL_ROLE) == Some(r);
         let removed = Removed {
             containers: pods.items.iter().filter(|p| role(p, "node")).count(),
             bridges: pods.items.iter().filter(|p| role(p, "switch")).count(),
@@ -1084,13 +1079,7 @@ impl Kubernetes {
             .cached_pods(None)
             .await?
             .into_iter()
-            .filter(|p| {
-                p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(names::LABEL_ROLE))
-                    .is_some_and(|r| r == "node")
-            })
+            .filter(|p| pod_label(p, names::LABEL_ROLE) == Some("node"))
             .collect();
         let mut out = Vec::new();
         for l in &labs {
@@ -1098,11 +1087,7 @@ impl Kubernetes {
             let mine: Vec<&std::sync::Arc<Pod>> = pods
                 .iter()
                 .filter(|p| {
-                    p.metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|x| x.get(names::LABEL_LAB))
-                        .is_some_and(|v| *v == names::label_value(&name))
+                    pod_label(p, names::LABEL_LAB) == Some(names::label_value(&name).as_str())
                 })
                 .collect();
             if mine.is_empty() && l.spec.owner == OWNER_KUBECTL {
@@ -1138,12 +1123,9 @@ impl Kubernetes {
             .await
             .map_err(api_err(format!("listing the pods of lab {lab}")))?;
         let role = |p: &Pod| {
-            p.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(names::LABEL_ROLE))
-                .cloned()
+            pod_label(p, names::LABEL_ROLE)
                 .unwrap_or_default()
+                .to_string()
         };
         let label = |p: &Pod, k: &str| {
             p.metadata
@@ -1233,23 +1215,11 @@ impl Kubernetes {
     pub async fn stray_labs(&self) -> Result<BTreeSet<String>, Error> {
         // ConfigMaps and NetworkPolicies need no look: their Lab owns them (a Lab with no node
         // pod is in `list`, with 0 nodes), or the garbage collector removes them.
-        let lab_of = |p: &Pod| {
-            p.metadata
-                .labels
-                .as_ref()
-                .and_then(|l| l.get(names::LABEL_LAB))
-                .cloned()
-        };
+        let lab_of = |p: &Pod| pod_label(p, names::LABEL_LAB).map(str::to_string);
         let pods = self.cached_pods(None).await?;
         let with_nodes: BTreeSet<String> = pods
             .iter()
-            .filter(|p| {
-                p.metadata
-                    .labels
-                    .as_ref()
-                    .and_then(|l| l.get(names::LABEL_ROLE))
-                    .is_some_and(|r| r == "node")
-            })
+            .filter(|p| pod_label(p, names::LABEL_ROLE) == Some("node"))
             .filter_map(|p| lab_of(p))
             .collect();
         let kubectl: BTreeSet<String> = self
